@@ -1,0 +1,5 @@
+"""Exceptions for bad input (kept free of heavy imports so the CLI can catch them cheaply)."""
+
+
+class ConfigError(ValueError):
+    """A bad parameter; the message starts with the option's name (``--ltp: ...``)."""

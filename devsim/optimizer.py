@@ -1,0 +1,251 @@
+"""`DeviceOptimizer`: any Keras optimizer, with the weights living on devices."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops, random
+from keras.saving import deserialize_keras_object, serialize_keras_object
+
+from devsim.devices import ExpDevice
+from devsim.mapping import ReferenceMapping, mapping_from_config
+from devsim.pulses import PULSE_RULES
+
+UPDATES = ("batch", "epoch")
+
+
+def is_kernel(variable) -> bool:
+    """Default `include`: Dense and Conv kernels go on devices, everything else stays float."""
+    return variable.name == "kernel"
+
+
+def layer_name(variable) -> str:
+    """The name of the layer that owns `variable`: ``"dense_1"`` for ``"mlp/dense_1/kernel"``."""
+    parts = variable.path.split("/")
+    return parts[-2] if len(parts) > 1 else variable.name
+
+
+class DeviceOptimizer(keras.optimizers.Optimizer):
+    """Wraps a Keras optimizer so that weights are programmed into simulated devices.
+
+    The wrapped ("inner") optimizer proposes a float update; the proposal is
+    turned into whole pulses, the pulses are applied through the device's
+    response, and the weight becomes what the device now holds. Per
+    device-mapped variable ``w`` with device states ``g``:
+
+    ```python
+    # update="batch": in every (compiled) training step
+    w_float = inner_optimizer.update(w, gradient)    # any Keras optimizer
+    n = pulse_rule(w_float - w, dw_min, max_pulses)  # signed whole pulses
+    g = device.pulse(g, mapping.route(n))            # through the LTP/LTD curves
+    w = mapping.weights(g)                           # e.g. w_max * (2g - 1)
+
+    # update="epoch" (the original study): the steps stay float, and
+    # `program()` (called by the `ProgramDevices` callback at each epoch end)
+    # does the last three lines with the drift w - mapping.weights(g).
+    ```
+
+    Variables that `include` rejects (biases, normalization) are updated in
+    float by the inner optimizer alone. When the optimizer is built, each
+    device variable's current value is snapped to the nearest device state, so
+    the model starts on reachable conductances (initialize kernels with
+    `devsim.StateInitializer` to start from chosen states). The device states
+    are optimizer variables (one float per device) and are saved with it.
+
+    Pulse counts per layer (requested pulses that moved a device, and pulses
+    lost at the bounds) accumulate in int64 counters; `pulse_counts()` reads
+    them and `ProgramDevices` writes them into each epoch's logs.
+
+    Args:
+        optimizer: the Keras optimizer (instance or identifier such as "sgd")
+            that proposes the float update.
+        device: an `ExpDevice` (conductance model) for every device variable,
+            or a dict ``{layer name: ExpDevice}`` for one per layer.
+        mapping: `ReferenceMapping` (default, ``w = w_max * (2g - 1)`` with
+            ``w_max = 1``) or `DifferentialMapping`.
+        pulses: pulse rule, one of ``"sign"``, ``"proportional"``,
+            ``"stochastic"`` (see `devsim.pulses`).
+        max_pulses: most pulses one update may send to a device (ignored by
+            ``"sign"``). Defaults to ``N``, a full sweep.
+        update: ``"batch"`` to program after every step, ``"epoch"`` to
+            program when `program()` is called (by `ProgramDevices`).
+        include: ``include(variable) -> bool`` selects the variables on
+            devices. Defaults to every variable named ``kernel``.
+        seed: seed of the stochastic-rounding draws (int or None).
+        name: optimizer name.
+    """
+
+    def __init__(
+        self,
+        optimizer,
+        device,
+        mapping=None,
+        pulses: str = "stochastic",
+        max_pulses: int | None = None,
+        update: str = "batch",
+        include=None,
+        seed: int | None = None,
+        name: str = "device_optimizer",
+    ):
+        super().__init__(learning_rate=0.0, name=name)
+        devices = device.values() if isinstance(device, dict) else [device]
+        if not devices or not all(isinstance(d, ExpDevice) for d in devices):
+            raise ValueError(f"device must be an ExpDevice or a dict of them, got {device!r}")
+        if pulses not in PULSE_RULES:
+            raise ValueError(f"pulses must be one of {', '.join(PULSE_RULES)}, got {pulses!r}")
+        if update not in UPDATES:
+            raise ValueError(f"update must be one of {', '.join(UPDATES)}, got {update!r}")
+        if max_pulses is not None and not (int(max_pulses) == max_pulses and max_pulses >= 1):
+            raise ValueError(f"max_pulses must be an integer >= 1 or None, got {max_pulses!r}")
+        self.inner_optimizer = keras.optimizers.get(optimizer)
+        self.device = device
+        self.mapping = mapping if mapping is not None else ReferenceMapping()
+        self.pulses = pulses
+        self.max_pulses = max_pulses
+        self.update = update
+        self.include = include or is_kernel
+        self.seed = seed
+
+    def device_for(self, variable) -> ExpDevice:
+        """The device model of a device-mapped variable."""
+        if isinstance(self.device, dict):
+            try:
+                return self.device[layer_name(variable)]
+            except KeyError:
+                raise ValueError(
+                    f"no device given for layer {layer_name(variable)!r}; "
+                    f"device dict has {sorted(self.device)}"
+                ) from None
+        return self.device
+
+    def build(self, var_list):
+        if self.built:
+            return
+        self.inner_optimizer.build(var_list)
+        super().build(var_list)
+        device_vars = [v for v in var_list if self.include(v)]
+        states, applied, lost = [], [], []
+        for v in device_vars:
+            device = self.device_for(v)
+            _, g0 = device.nearest_state(self.mapping.conductances(ops.cast(v.value, "float32")))
+            states.append(
+                self.add_variable(
+                    shape=self.mapping.state_shape(v.shape),
+                    initializer=lambda shape, dtype, g0=g0: ops.cast(g0, dtype),
+                    dtype="float32",
+                    name=f"{layer_name(v)}_conductance",
+                )
+            )
+            v.assign(ops.cast(self.mapping.weights(g0), v.dtype))
+            applied.append(self.add_variable((), "zeros", "int64", name=f"{layer_name(v)}_pulses"))
+            lost.append(self.add_variable((), "zeros", "int64", name=f"{layer_name(v)}_lost"))
+        self._device_vars, self._states = device_vars, states
+        self._applied, self._lost = applied, lost
+        self._seed_generator = random.SeedGenerator(self.seed)
+
+    @property
+    def variables(self):
+        return self._variables + self.inner_optimizer.variables
+
+    @property
+    def learning_rate(self):
+        return self.inner_optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, learning_rate):
+        self.inner_optimizer.learning_rate = learning_rate
+
+    @property
+    def iterations(self):
+        return self.inner_optimizer.iterations
+
+    @property
+    def device_variables(self):
+        """The model variables that live on devices (after `build`)."""
+        return list(self._device_vars)
+
+    def apply(self, grads, trainable_variables=None):
+        if not self.built:
+            self.build(trainable_variables)
+        if self.update == "batch":
+            before = [ops.copy(v.value) for v in self._device_vars]
+            self.inner_optimizer.apply(grads, trainable_variables)
+            self._program([v.value - b for v, b in zip(self._device_vars, before)])
+        else:
+            self.inner_optimizer.apply(grads, trainable_variables)
+
+    def program(self):
+        """Program every device with the float drift since it was last programmed.
+
+        For ``update="epoch"``: each weight that moved gets the pulses the rule
+        gives for ``w - mapping.weights(g)``, and the weight is set to the
+        device's value. The `ProgramDevices` callback calls this at epoch end.
+        """
+        self._program(
+            [v.value - ops.cast(self.mapping.weights(g.value), v.dtype) for v, g in zip(self._device_vars, self._states)]
+        )
+
+    def _program(self, weight_changes):
+        rule = PULSE_RULES[self.pulses]
+        for v, g, applied, lost, dw in zip(self._device_vars, self._states, self._applied, self._lost, weight_changes):
+            device = self.device_for(v)
+            max_pulses = device.num_pulses if self.max_pulses is None else self.max_pulses
+            n = rule(ops.cast(dw, "float32"), self.mapping.dw_min(device.num_pulses), max_pulses, seed=self._seed_generator)
+            n = self.mapping.route(n)
+            g_old = g.value
+            g_new = device.pulse(g_old, n)
+            n_lost = ops.sum(device.pulses_lost(g_old, n))
+            applied.assign_add(ops.cast(ops.sum(ops.abs(n)) - n_lost, "int64"))
+            lost.assign_add(ops.cast(n_lost, "int64"))
+            g.assign(g_new)
+            v.assign(ops.cast(self.mapping.weights(g_new), v.dtype))
+
+    def pulse_counts(self, reset: bool = False) -> dict:
+        """Pulses applied and lost at the bounds per layer since the last reset.
+
+        Returns:
+            ``{"pulses_applied_<layer>": int, "pulses_lost_<layer>": int, ...}``.
+        """
+        counts = {}
+        for v, applied, lost in zip(self._device_vars, self._applied, self._lost):
+            counts[f"pulses_applied_{layer_name(v)}"] = int(ops.convert_to_numpy(applied.value))
+            counts[f"pulses_lost_{layer_name(v)}"] = int(ops.convert_to_numpy(lost.value))
+            if reset:
+                applied.assign(0)
+                lost.assign(0)
+        return counts
+
+    def device_states(self) -> dict:
+        """Conductances per layer as numpy arrays ``{layer: g}``."""
+        return {layer_name(v): ops.convert_to_numpy(g.value) for v, g in zip(self._device_vars, self._states)}
+
+    def get_config(self):
+        device = (
+            {k: d.get_config() for k, d in self.device.items()}
+            if isinstance(self.device, dict)
+            else self.device.get_config()
+        )
+        return {
+            "name": self.name,
+            "optimizer": serialize_keras_object(self.inner_optimizer),
+            "device": device,
+            "mapping": self.mapping.get_config(),
+            "pulses": self.pulses,
+            "max_pulses": self.max_pulses,
+            "update": self.update,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        config["optimizer"] = deserialize_keras_object(
+            config["optimizer"], custom_objects=custom_objects
+        )
+        device = config["device"]
+        config["device"] = (
+            ExpDevice.from_config(device)
+            if "kind" in device
+            else {k: ExpDevice.from_config(d) for k, d in device.items()}
+        )
+        config["mapping"] = mapping_from_config(config["mapping"])
+        return cls(**config)

@@ -1,0 +1,45 @@
+"""Pulse rules: turn a proposed weight change into a whole number of pulses.
+
+Each rule maps ``dw`` (any shape) to signed pulse counts ``n`` (same shape,
+float dtype, integral values; ``n > 0`` potentiates). ``dw_min`` is the weight
+change of one pulse of a linear device (see :mod:`devsim.mapping`)::
+
+    sign:          n = sign(dw)                                    # original study
+    proportional:  n = sign(dw) * min(round(|dw| / dw_min), max_pulses)   # NeuroSim
+    stochastic:    n = sign(dw) * min(floor(r) + (u < r - floor(r)), max_pulses),
+                   r = |dw| / dw_min, u ~ U[0, 1)   # unbiased: E[n] = dw / dw_min
+"""
+
+from __future__ import annotations
+
+from keras import ops, random
+
+
+def sign_pulses(dw, dw_min, max_pulses, seed=None):
+    """One pulse toward the sign of the change; none where ``dw == 0``."""
+    return ops.sign(dw)
+
+
+def proportional_pulses(dw, dw_min, max_pulses, seed=None):
+    """``round(|dw| / dw_min)`` pulses (half to even), at most ``max_pulses``."""
+    return ops.sign(dw) * ops.minimum(ops.round(ops.abs(dw) / dw_min), max_pulses)
+
+
+def stochastic_pulses(dw, dw_min, max_pulses, seed=None):
+    """Unbiased stochastic rounding of ``|dw| / dw_min``, at most ``max_pulses``.
+
+    Args:
+        seed: a ``keras.random.SeedGenerator`` (or int) for the rounding draws.
+    """
+    r = ops.abs(dw) / dw_min
+    whole = ops.floor(r)
+    u = random.uniform(ops.shape(dw), dtype=dw.dtype, seed=seed)
+    n = whole + ops.cast(u < r - whole, dw.dtype)
+    return ops.sign(dw) * ops.minimum(n, max_pulses)
+
+
+PULSE_RULES = {
+    "sign": sign_pulses,
+    "proportional": proportional_pulses,
+    "stochastic": stochastic_pulses,
+}

@@ -1,0 +1,418 @@
+"""One experiment: train on a device, and on the references, and write the results folder.
+
+`RunConfig` holds every parameter of `devsim run` (validated on creation);
+`run(config)` trains
+
+- ``device``: the network with its kernels on the requested device,
+- ``linear``: the same on a linear device with the same number of states,
+- ``float``: the ideal float network,
+
+all from the same initial states (the same state index ``p`` per weight,
+each mapped through its own device) and the same data order, and writes
+``<out>/<name>/``: config.json, history.csv, states_<model>.npz, accuracy.png/pdf
+and conductance.png/pdf. While it runs the folder is ``<name>.partial``; it is
+renamed when the run ends, so an interrupted run keeps its history there.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import functools
+import io as _io
+import math
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from devsim import io, plots
+from devsim.callbacks import ProgramDevices
+from devsim.data import DATASETS, load_dataset
+from devsim.devices import ExpDevice, LinearDevice
+from devsim.errors import ConfigError
+from devsim.initializers import INITS, initial_states
+from devsim.mapping import DifferentialMapping, ReferenceMapping
+from devsim.models import DEFAULT_HIDDEN, build_mlp
+from devsim.nonlinearity import NL_MAX, a_d_from_label, a_p_from_label
+from devsim.optimizer import UPDATES, DeviceOptimizer
+from devsim.pulses import PULSE_RULES
+
+OPTIMIZERS = ("sgd", "adam", "rmsprop", "adagrad", "adamw", "nadam")
+MAPPINGS = ("reference", "differential")
+MODEL_LABELS = {"linear": "linear device", "float": "float (ideal)"}
+
+
+def _fail(option, message):
+    raise ConfigError(f"{option}: {message}")
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Every parameter of a run. Field names are the CLI options without ``--``.
+
+    Args:
+        ltp: LTP curvature ``A_p`` (> 0 saturating, < 0 accelerating, inf linear).
+        ltd: LTD curvature ``A_d`` (same conventions, for depression).
+        nl_ltp: NeuroSim LTP label instead of ``ltp`` (e.g. 2.4).
+        nl_ltd: NeuroSim LTD label instead of ``ltd`` (e.g. -4.88).
+        linear: use a linear device (``A_p = A_d = inf``).
+        states: conductance levels per device (``N = states - 1`` pulses).
+        wmax: weight range, ``w = wmax (2g - 1)``.
+        mapping: "reference" (one device and a mid-range reference) or
+            "differential" (a one-sided pair, ``w = wmax (g+ - g-)``).
+        update: "epoch" (one float epoch, then program: the original study)
+            or "batch" (program after every mini-batch).
+        pulses: "sign", "proportional" or "stochastic"; default "sign" for
+            epoch updates, "stochastic" for batch updates.
+        max_pulses: cap on pulses per device per update (default N).
+        dataset: one of `devsim.data.DATASETS`.
+        data_dir: folder with the dataset files (else ``$DEVSIM_DATA_DIR``, the
+            Keras cache or download).
+        epochs, batch_size, lr, optimizer: training (Keras optimizer name).
+        hidden: hidden layer widths; default (128,) or the tutorial's
+            (256, 128, 64, 32) for cifar10.
+        activation: hidden activation (any Keras activation name).
+        bias: give the layers biases (kept in float); the study had none.
+        init: "uniform" random states (the study) or "glorot" quantized.
+        seed: seed of initial states, data order and stochastic rounding.
+        baselines: also train the linear-device and float references.
+        out: results root folder; name: run folder name (default from the
+            parameters).
+        eval_batch_size: batch size of the per-epoch evaluation.
+    """
+
+    ltp: float | None = None
+    ltd: float | None = None
+    nl_ltp: float | None = None
+    nl_ltd: float | None = None
+    linear: bool = False
+    states: int = 101
+    wmax: float = 1.0
+    mapping: str = "reference"
+    update: str = "epoch"
+    pulses: str | None = None
+    max_pulses: int | None = None
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 0.01
+    optimizer: str = "sgd"
+    hidden: tuple | None = None
+    activation: str = "relu"
+    bias: bool = False
+    init: str = "uniform"
+    seed: int = 0
+    baselines: bool = True
+    out: str = "results"
+    name: str | None = None
+    eval_batch_size: int = 2048
+
+    def __post_init__(self):
+        if self.linear and any(v is not None for v in (self.ltp, self.ltd, self.nl_ltp, self.nl_ltd)):
+            _fail("--linear", "cannot be combined with --ltp/--ltd/--nl-ltp/--nl-ltd")
+        for a, nl in (("ltp", "nl_ltp"), ("ltd", "nl_ltd")):
+            if getattr(self, a) is not None and getattr(self, nl) is not None:
+                _fail(f"--{a}", f"give --{a} or --{nl.replace('_', '-')}, not both")
+            value = getattr(self, a)
+            if value is not None and (math.isnan(value) or value == 0):
+                _fail(f"--{a}", f"A must be a non-zero number (> 0 saturating, < 0 accelerating, inf linear), got {value}")
+            label = getattr(self, nl)
+            if label is not None and not abs(label) < NL_MAX:
+                _fail(f"--{nl.replace('_', '-')}", f"NL label must be a number with |NL| < {NL_MAX:.2f}, got {label}")
+        _check_int("--states", self.states, 2)
+        _check_int("--epochs", self.epochs, 1)
+        _check_int("--batch-size", self.batch_size, 1)
+        _check_int("--eval-batch-size", self.eval_batch_size, 1)
+        if self.max_pulses is not None:
+            _check_int("--max-pulses", self.max_pulses, 1)
+        if not self.wmax > 0 or math.isinf(self.wmax):
+            _fail("--wmax", f"must be a finite number > 0, got {self.wmax}")
+        if not self.lr > 0 or math.isinf(self.lr):
+            _fail("--lr", f"must be a finite number > 0, got {self.lr}")
+        _check_choice("--dataset", self.dataset, DATASETS)
+        _check_choice("--update", self.update, UPDATES)
+        _check_choice("--optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("--mapping", self.mapping, MAPPINGS)
+        _check_choice("--init", self.init, INITS)
+        if self.pulses is None:
+            self.pulses = "sign" if self.update == "epoch" else "stochastic"
+        _check_choice("--pulses", self.pulses, tuple(PULSE_RULES))
+        if self.hidden is None:
+            self.hidden = DEFAULT_HIDDEN.get(self.dataset, (128,))
+        self.hidden = tuple(int(h) for h in self.hidden)
+        if not self.hidden or min(self.hidden) < 1:
+            _fail("--hidden", f"must be one or more positive widths such as 128 or 256,128, got {self.hidden}")
+        try:
+            keras.activations.get(self.activation)
+        except ValueError:
+            _fail("--activation", f"unknown Keras activation {self.activation!r} (e.g. relu, tanh, sigmoid)")
+        if self.name is not None and (not self.name or "/" in self.name or self.name.startswith(".")):
+            _fail("--name", f"must be a plain folder name, got {self.name!r}")
+
+    def device(self) -> ExpDevice:
+        """The requested device."""
+        if self.linear:
+            return LinearDevice(self.states)
+        a_p = self.ltp if self.ltp is not None else (float(a_p_from_label(self.nl_ltp)) if self.nl_ltp is not None else math.inf)
+        a_d = self.ltd if self.ltd is not None else (float(a_d_from_label(self.nl_ltd)) if self.nl_ltd is not None else math.inf)
+        return ExpDevice(a_p, a_d, self.states)
+
+    def weight_mapping(self):
+        return ReferenceMapping(self.wmax) if self.mapping == "reference" else DifferentialMapping(self.wmax)
+
+    def run_name(self) -> str:
+        if self.name:
+            return self.name
+        d = self.device()
+        dev = "linear" if d.describe() == "linear" else f"ltp{d.a_p:g}_ltd{d.a_d:g}"
+        return f"{self.dataset}_{dev}_{self.update}-{self.pulses}_s{self.seed}"
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+
+def _check_int(option, value, minimum):
+    if isinstance(value, bool) or int(value) != value or value < minimum:
+        _fail(option, f"must be an integer >= {minimum}, got {value}")
+
+
+def _check_choice(option, value, allowed):
+    if value not in allowed:
+        _fail(option, f"unknown value {value!r}; choose from {', '.join(allowed)}")
+
+
+def versions() -> dict:
+    import keras
+    import matplotlib
+    import scipy
+    import tensorflow as tf
+
+    import devsim
+
+    return {
+        "devsim": devsim.__version__,
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "matplotlib": matplotlib.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def _check_writable(out: Path):
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with io.atomic_path(out / ".devsim-write-test"):
+            pass
+        os.unlink(out / ".devsim-write-test")
+    except OSError as exc:
+        _fail("--out", f"cannot write to {out} ({exc.strerror or exc})")
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """Evaluates the (programmed) model after each epoch and records a history row.
+
+    Train and test loss/accuracy come from `evaluate` with a large batch after
+    the devices were programmed, so they are the accuracies of the weights the
+    devices hold. A non-finite loss stops training and sets `status`.
+    """
+
+    def __init__(self, model_name, data, eval_batch_size, rows, on_row):
+        super().__init__()
+        self.model_name, self.data, self.eval_batch_size = model_name, data, eval_batch_size
+        self.rows, self.on_row = rows, on_row
+        self.status = "complete"
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._start
+        logs = logs or {}
+        evaluate = functools.partial(self.model.evaluate, batch_size=self.eval_batch_size, verbose=0, return_dict=True)
+        train = evaluate(self.data.x_train, self.data.y_train)
+        test = evaluate(self.data.x_test, self.data.y_test)
+        row = {
+            "model": self.model_name,
+            "epoch": epoch + 1,
+            "train_loss": train["loss"],
+            "train_accuracy": train["accuracy"],
+            "test_loss": test["loss"],
+            "test_accuracy": test["accuracy"],
+            "seconds": seconds,
+        }
+        row.update({k: v for k, v in logs.items() if k.startswith("pulses_")})
+        self.rows.append(row)
+        if not all(math.isfinite(x) for x in (logs.get("loss", 0.0), train["loss"])):
+            self.status = f"stopped: loss became NaN in epoch {epoch + 1}"
+            self.model.stop_training = True
+        self.on_row(row, self.status)
+
+
+def _history_csv(rows) -> str:
+    fixed = ["model", "epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds"]
+    extra = sorted({k for r in rows for k in r} - set(fixed))
+    buf = _io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fixed + extra, restval="", lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def _train_model(model_name, device, config, data, states_p, rows, on_row):
+    """Build, initialize and train one model; returns (status, npz arrays)."""
+    keras.utils.set_random_seed(config.seed)
+    mapping = config.weight_mapping()
+    model = build_mlp(data.x_train.shape[1:], config.hidden, config.activation, use_bias=config.bias, name=f"mlp_{model_name.replace(' ', '_')}")
+    for layer, p in zip([l for l in model.layers if hasattr(l, "kernel")], states_p):
+        g = (device or LinearDevice(config.states)).level(p.astype(np.float32))
+        layer.kernel.assign(ReferenceMapping(config.wmax).weights(g))
+    inner = keras.optimizers.get({"class_name": config.optimizer, "config": {"learning_rate": config.lr}})
+    callbacks = []
+    if device is None:
+        optimizer = inner
+    else:
+        optimizer = DeviceOptimizer(
+            inner, device, mapping, pulses=config.pulses, max_pulses=config.max_pulses, update=config.update, seed=config.seed
+        )
+        callbacks.append(ProgramDevices())
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    recorder = EpochRecorder(model_name, data, config.eval_batch_size, rows, on_row)
+    callbacks.append(recorder)
+    model.fit(
+        data.x_train, data.y_train, epochs=config.epochs, batch_size=config.batch_size, shuffle=True, verbose=0, callbacks=callbacks
+    )
+    arrays = {f"w_{l.name}": keras.ops.convert_to_numpy(l.kernel) for l in model.layers if hasattr(l, "kernel")}
+    if device is not None:
+        arrays.update({f"g_{k}": v for k, v in optimizer.device_states().items()})
+    return recorder.status, arrays
+
+
+def run(config: RunConfig, echo=print, warn=None) -> Path:
+    """Train the device model (and the references) and write the results folder.
+
+    Args:
+        config: the run's parameters.
+        echo: where progress lines go.
+        warn: where warnings go (default: stderr).
+
+    Returns:
+        The results folder.
+
+    Raises:
+        ConfigError, DataError: bad input, raised before anything is written.
+    """
+    warn = warn or (lambda m: print(m, file=sys.stderr))
+    device = config.device()
+    out = Path(config.out)
+    final = out / config.run_name()
+    data = load_dataset(config.dataset, config.data_dir, warn=warn)
+    _check_writable(out)
+
+    partial = final.with_name(final.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    models = {"device": device}
+    if config.baselines:
+        if device.describe() != "linear":
+            models["linear"] = LinearDevice(config.states)
+        models["float"] = None
+    labels = {"device": f"device: {device.describe()}", **MODEL_LABELS}
+    record = {
+        "devsim_run": config.to_dict(),
+        "device": device.get_config(),
+        "mapping": config.weight_mapping().get_config(),
+        "models": list(models),
+        "seed": config.seed,
+        "dataset": data.info(),
+        "versions": versions(),
+        "status": "running",
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    io.write_json(partial / "config.json", record)
+
+    states_p = [
+        initial_states(shape, device, config.init, seed=config.seed + i, w_max=config.wmax)
+        for i, shape in enumerate(_kernel_shapes(data.x_train.shape[1:], config.hidden))
+    ]
+    rows, statuses = [], {}
+
+    def on_row(row, status):
+        io.write_text(partial / "history.csv", _history_csv(rows))
+        pulses = sum(v for k, v in row.items() if k.startswith("pulses_applied_"))
+        lost = sum(v for k, v in row.items() if k.startswith("pulses_lost_"))
+        pulse_text = f"  pulses {pulses:>8d}  lost {lost:>6d}" if any(k.startswith("pulses_") for k in row) else ""
+        echo(
+            f"[{row['model']:>6}] epoch {row['epoch']:>3}/{config.epochs}  loss {row['train_loss']:.4f}  "
+            f"train {row['train_accuracy']:.4f}  test {row['test_accuracy']:.4f}{pulse_text}  {row['seconds']:.2f} s"
+        )
+        if status != "complete":
+            warn(f"WARNING: {row['model']} model {status}; its history up to that epoch is kept")
+
+    t0 = time.perf_counter()
+    for name, dev in models.items():
+        echo(f"training {name} model ({labels[name]}) on {data.name}, {config.update} updates, {config.pulses} pulses")
+        status, arrays = _train_model(name, dev, config, data, states_p, rows, on_row)
+        statuses[name] = status
+        with io.atomic_path(partial / f"states_{name}.npz") as tmp:
+            np.savez_compressed(tmp, **arrays)
+
+    curves = [{"label": labels["device"], "pulse": device.response()[0], "g": device.response()[1]}]
+    if device.describe() != "linear":
+        p, g = LinearDevice(config.states).response()
+        curves.append({"label": "linear device", "pulse": p, "g": g, "style": "dashed"})
+    plots.plot_conductance(curves, partial / "conductance")
+    plots.plot_accuracy(rows, partial / "accuracy", labels={k: labels[k] for k in models})
+
+    record.update(
+        status="complete" if all(s == "complete" for s in statuses.values()) else "diverged",
+        model_status=statuses,
+        final={m: _final(rows, m) for m in models},
+        seconds=round(time.perf_counter() - t0, 3),
+        finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+    io.write_json(partial / "config.json", record)
+    _replace_dir(partial, final)
+    return final
+
+
+def _kernel_shapes(input_shape, hidden):
+    sizes = [int(np.prod(input_shape)), *hidden, 10]
+    return [(a, b) for a, b in zip(sizes[:-1], sizes[1:])]
+
+
+def _final(rows, model):
+    mine = [r for r in rows if r["model"] == model]
+    if not mine:
+        return {}
+    last = mine[-1]
+    return {
+        "epochs": last["epoch"],
+        "train_accuracy": last["train_accuracy"],
+        "test_accuracy": last["test_accuracy"],
+        "best_test_accuracy": max(r["test_accuracy"] for r in mine),
+        "mean_epoch_seconds": float(np.mean([r["seconds"] for r in mine])),
+    }
+
+
+def _replace_dir(src: Path, dst: Path):
+    """Move the finished `src` folder onto `dst`, replacing an earlier result."""
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+        os.replace(dst, old)
+        os.replace(src, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, dst)
