@@ -20,13 +20,17 @@ class ProgramDevices(keras.callbacks.Callback):
     ``History``. Place it before callbacks that evaluate the programmed model.
     """
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_train_begin(self, logs=None):
         optimizer = self.model.optimizer
         if not isinstance(optimizer, DeviceOptimizer):
             raise TypeError(
                 "ProgramDevices needs a model compiled with a devsim.DeviceOptimizer, "
                 f"got {type(optimizer).__name__}"
             )
+        optimizer.build(self.model.trainable_variables)  # weights on device states from the first step
+
+    def on_epoch_end(self, epoch, logs=None):
+        optimizer = self.model.optimizer
         if optimizer.update == "epoch":
             optimizer.program()
         if logs is not None:

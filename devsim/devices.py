@@ -38,6 +38,7 @@ from keras import ops
 from devsim import nonlinearity
 
 _AT_BOUND_TOL = 1e-3  # a device within 1/1000 of a pulse of its bound counts as at it
+_SNAP = 1e-6  # float32 round-off: conductances this close to 1 after LTP are the bound itself
 
 
 def _check_curvature(name, value):
@@ -56,7 +57,8 @@ def _soft_step(g, n, a, num_pulses):
     a_safe = ops.where(linear, ops.ones_like(a), a)
     s = 1.0 / -ops.expm1(-1.0 / a_safe)
     moved = g + (s - g) * -ops.expm1(-n / (num_pulses * a_safe))
-    return ops.clip(ops.where(linear, g + n / num_pulses, moved), 0.0, 1.0)
+    moved = ops.where(linear, g + n / num_pulses, moved)
+    return ops.clip(ops.where(moved > 1.0 - _SNAP, 1.0, moved), 0.0, 1.0)
 
 
 def _pulses_to_bound(g, a, num_pulses):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 from keras import ops, random
 from keras.saving import deserialize_keras_object, serialize_keras_object
@@ -11,6 +13,14 @@ from devsim.mapping import ReferenceMapping, mapping_from_config
 from devsim.pulses import PULSE_RULES
 
 UPDATES = ("batch", "epoch")
+
+
+def _eager_scope():
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.init_scope()
+    return contextlib.nullcontext()
 
 
 def is_kernel(variable) -> bool:
@@ -120,6 +130,12 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
     def build(self, var_list):
         if self.built:
             return
+        # Keras may build lazily while tracing the first train step; the initial
+        # states are read from the current weights, so read them eagerly.
+        with _eager_scope():
+            self._build(var_list)
+
+    def _build(self, var_list):
         self.inner_optimizer.build(var_list)
         super().build(var_list)
         device_vars = [v for v in var_list if self.include(v)]
@@ -207,8 +223,8 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         """
         counts = {}
         for v, applied, lost in zip(self._device_vars, self._applied, self._lost):
-            counts[f"pulses_applied_{layer_name(v)}"] = int(ops.convert_to_numpy(applied.value))
-            counts[f"pulses_lost_{layer_name(v)}"] = int(ops.convert_to_numpy(lost.value))
+            counts[f"pulses_applied_{layer_name(v)}"] = int(applied.numpy())
+            counts[f"pulses_lost_{layer_name(v)}"] = int(lost.numpy())
             if reset:
                 applied.assign(0)
                 lost.assign(0)
@@ -216,7 +232,7 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
 
     def device_states(self) -> dict:
         """Conductances per layer as numpy arrays ``{layer: g}``."""
-        return {layer_name(v): ops.convert_to_numpy(g.value) for v, g in zip(self._device_vars, self._states)}
+        return {layer_name(v): g.numpy() for v, g in zip(self._device_vars, self._states)}
 
     def get_config(self):
         device = (

@@ -294,7 +294,7 @@ def _train_model(model_name, device, config, data, states_p, rows, on_row):
     model.fit(
         data.x_train, data.y_train, epochs=config.epochs, batch_size=config.batch_size, shuffle=True, verbose=0, callbacks=callbacks
     )
-    arrays = {f"w_{l.name}": keras.ops.convert_to_numpy(l.kernel) for l in model.layers if hasattr(l, "kernel")}
+    arrays = {f"w_{l.name}": l.kernel.numpy() for l in model.layers if hasattr(l, "kernel")}
     if device is not None:
         arrays.update({f"g_{k}": v for k, v in optimizer.device_states().items()})
     return recorder.status, arrays

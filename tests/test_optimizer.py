@@ -1,0 +1,215 @@
+"""DeviceOptimizer and ProgramDevices: learning, reachable values, and the original loop."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from devsim import DeviceOptimizer, DifferentialMapping, ExpDevice, LinearDevice, ProgramDevices, StateInitializer
+
+
+def separable(n=512, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4)).astype("float32")
+    return x, (x[:, 0] - 0.5 * x[:, 1] > 0).astype("int64")
+
+
+def mlp(hidden=8, use_bias=False, kernel_initializer="glorot_uniform"):
+    return keras.Sequential([
+        keras.Input((4,)),
+        keras.layers.Dense(hidden, activation="relu", use_bias=use_bias, kernel_initializer=kernel_initializer, name="dense_1"),
+        keras.layers.Dense(2, activation="softmax", use_bias=use_bias, kernel_initializer=kernel_initializer, name="dense_2"),
+    ])
+
+
+def train(model, optimizer, epochs=5, callbacks=(), x=None, y=None):
+    if x is None:
+        x, y = separable()
+    model.compile(optimizer, "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model.fit(x, y, epochs=epochs, batch_size=32, verbose=0, callbacks=[ProgramDevices(), *callbacks])
+
+
+@pytest.mark.parametrize("pulses", ["stochastic", "proportional", "sign"])
+def test_batch_mode_learns_and_stays_on_devices(pulses):
+    keras.utils.set_random_seed(0)
+    device = LinearDevice(33)
+    model = mlp()
+    lr = {"stochastic": 0.2, "proportional": 0.5, "sign": 0.05}[pulses]
+    opt = DeviceOptimizer(keras.optimizers.SGD(lr), device, pulses=pulses, seed=1)
+    hist = train(model, opt, epochs=8)
+    x, y = separable(seed=1)
+    assert model.evaluate(x, y, verbose=0)[1] > 0.9
+    for v, (layer, g) in zip(opt.device_variables, opt.device_states().items()):
+        w = v.numpy()
+        assert np.all((g >= 0) & (g <= 1))
+        np.testing.assert_allclose(w, 2 * g - 1, atol=1e-6)  # weight == device value
+        np.testing.assert_allclose(g * 32, np.round(g * 32), atol=1e-4)  # linear device: on the 33-level grid
+        assert sum(hist.history[f"pulses_applied_{layer}"]) > 0
+
+
+def test_nonlinear_device_weights_are_reachable_values():
+    keras.utils.set_random_seed(0)
+    device = ExpDevice(0.3, 0.6, 65)
+    model = mlp()
+    opt = DeviceOptimizer(keras.optimizers.SGD(0.2), device, pulses="stochastic", seed=0)
+    train(model, opt, epochs=6)
+    x, y = separable(seed=1)
+    assert model.evaluate(x, y, verbose=0)[1] > 0.85
+    for v, g in zip(opt.device_variables, opt.device_states().values()):
+        np.testing.assert_allclose(v.numpy(), 2 * g - 1, atol=1e-6)
+        assert np.all((g >= 0) & (g <= 1))
+
+
+def test_build_snaps_initial_weights_to_states_and_biases_stay_float():
+    keras.utils.set_random_seed(0)
+    device = LinearDevice(11)
+    model = mlp(use_bias=True)
+    opt = DeviceOptimizer(keras.optimizers.SGD(0.1), device)
+    opt.build(model.trainable_variables)
+    assert [v.path.split("/")[-2] for v in opt.device_variables] == ["dense_1", "dense_2"]
+    for v in opt.device_variables:
+        w = v.numpy()
+        np.testing.assert_allclose((w + 1) / 2 * 10, np.round((w + 1) / 2 * 10), atol=1e-5)
+    train(model, opt, epochs=2)
+    bias = model.layers[0].bias.numpy()
+    assert np.any(np.abs(bias * 10 - np.round(bias * 10)) > 1e-3)  # biases are float, not on the grid
+
+
+def test_per_device_curvature_array_and_per_layer_devices():
+    keras.utils.set_random_seed(0)
+    a_p = np.random.default_rng(0).uniform(0.2, 2.0, size=(4, 8))
+    devices = {"dense_1": ExpDevice(a_p, 0.5, 65), "dense_2": LinearDevice(65)}
+    model = mlp()
+    opt = DeviceOptimizer(keras.optimizers.SGD(0.2), devices, seed=0)
+    train(model, opt, epochs=3)
+    g = opt.device_states()["dense_2"]
+    np.testing.assert_allclose(g * 64, np.round(g * 64), atol=1e-4)
+    with pytest.raises(ValueError, match="dense_2"):
+        DeviceOptimizer(keras.optimizers.SGD(0.1), {"dense_1": LinearDevice()}).build(mlp().trainable_variables)
+
+
+def test_conv2d_kernel_on_device_and_differential_pair():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((6, 6, 1)), keras.layers.Conv2D(2, 3, name="conv"), keras.layers.Flatten(),
+        keras.layers.Dense(2, activation="softmax", name="out"),
+    ])
+    opt = DeviceOptimizer(keras.optimizers.SGD(0.1), LinearDevice(21), mapping=DifferentialMapping(0.5), seed=0)
+    x = np.random.default_rng(0).normal(size=(64, 6, 6, 1)).astype("float32")
+    y = (x.mean(axis=(1, 2, 3)) > 0).astype("int64")
+    model.compile(opt, "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    states = opt.device_states()
+    assert states["conv"].shape == (2, 3, 3, 1, 2)
+    w = model.get_layer("conv").kernel.numpy()
+    np.testing.assert_allclose(w, 0.5 * (states["conv"][0] - states["conv"][1]), atol=1e-6)
+
+
+def original_loop(w_start, w_end, g, a_p, a_d, num):
+    """The original post's per-weight loop, fixed: own states per layer, LTD on the
+    depression curve, pulses past a bound ignored. Plain Python over every weight,
+    stepping along the curves from their inverse (not devsim's closed form)."""
+    g = g.astype(np.float64).copy()
+    s_p, s_d = 1 / (1 - math.exp(-1 / a_p)), 1 / (1 - math.exp(-1 / a_d))
+    applied = lost = 0
+    for idx in np.ndindex(g.shape):
+        if w_end[idx] > w_start[idx]:
+            if g[idx] >= 1:
+                lost += 1
+                continue
+            x = -a_p * math.log(1 - g[idx] / s_p)
+            g[idx] = min(1.0, s_p * (1 - math.exp(-(x + 1 / num) / a_p)))
+            applied += 1
+        elif w_end[idx] < w_start[idx]:
+            if g[idx] <= 0:
+                lost += 1
+                continue
+            y = -a_d * math.log(1 - (1 - g[idx]) / s_d)
+            g[idx] = 1 - min(1.0, s_d * (1 - math.exp(-(y + 1 / num) / a_d)))
+            applied += 1
+    return g, 2 * g - 1, applied, lost
+
+
+class Snapshot(keras.callbacks.Callback):
+    """Records kernels and device states at epoch begin and just before programming."""
+
+    def __init__(self):
+        super().__init__()
+        self.records = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = [v.numpy().copy() for v in self.model.optimizer.device_variables]
+        self.g = [g.copy() for g in self.model.optimizer.device_states().values()]
+
+    def on_epoch_end(self, epoch, logs=None):
+        end = [v.numpy().copy() for v in self.model.optimizer.device_variables]
+        self.records.append((self.start, end, self.g))
+
+
+def test_epoch_sign_matches_numpy_reimplementation_of_original_loop():
+    keras.utils.set_random_seed(0)
+    device = ExpDevice(0.8, 0.4, 21)  # asymmetric, few states so bounds are hit
+    init = StateInitializer(device, seed=0)
+    model = mlp(hidden=6, kernel_initializer=init)
+    opt = DeviceOptimizer(keras.optimizers.SGD(0.05), device, pulses="sign", update="epoch")
+    snap = Snapshot()
+    model.compile(opt, "sparse_categorical_crossentropy")
+    x, y = separable(256)
+    hist = model.fit(x, y, epochs=3, batch_size=32, verbose=0, callbacks=[snap, ProgramDevices()])
+    states = list(opt.device_states().values())
+    for epoch, (start, end, g_start) in enumerate(snap.records):
+        for layer, (w0, w1, g0) in enumerate(zip(start, end, g_start)):
+            g_ref, w_ref, applied, lost = original_loop(w0, w1, g0, 0.8, 0.4, 20)
+            if epoch == len(snap.records) - 1:
+                np.testing.assert_allclose(states[layer], g_ref, atol=2e-6)
+                np.testing.assert_allclose(opt.device_variables[layer].numpy(), w_ref, atol=4e-6)
+            name = f"dense_{layer + 1}"
+            assert hist.history[f"pulses_applied_{name}"][epoch] == applied
+            assert hist.history[f"pulses_lost_{name}"][epoch] == lost
+        if epoch + 1 < len(snap.records):  # the next epoch starts from the reference's result
+            for layer, g_next in enumerate(snap.records[epoch + 1][2]):
+                g_ref = original_loop(start[layer], end[layer], g_start[layer], 0.8, 0.4, 20)[0]
+                np.testing.assert_allclose(g_next, g_ref, atol=2e-6)
+    assert sum(hist.history["pulses_lost_dense_1"]) > 0  # the bounds were exercised
+
+
+def test_epoch_mode_keeps_float_steps_until_programmed():
+    keras.utils.set_random_seed(0)
+    model = mlp()
+    opt = DeviceOptimizer(keras.optimizers.SGD(0.05), LinearDevice(11), update="epoch")
+    model.compile(opt, "sparse_categorical_crossentropy")
+    x, y = separable(64)
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)  # no ProgramDevices: weights drift in float
+    w = opt.device_variables[0].numpy()
+    assert np.any(np.abs((w + 1) / 2 * 10 - np.round((w + 1) / 2 * 10)) > 1e-3)
+    opt.program()
+    w = opt.device_variables[0].numpy()
+    np.testing.assert_allclose((w + 1) / 2 * 10, np.round((w + 1) / 2 * 10), atol=1e-4)
+
+
+def test_validation_and_config_round_trip():
+    with pytest.raises(ValueError, match="pulses"):
+        DeviceOptimizer("sgd", LinearDevice(), pulses="many")
+    with pytest.raises(ValueError, match="update"):
+        DeviceOptimizer("sgd", LinearDevice(), update="sometimes")
+    with pytest.raises(ValueError, match="max_pulses"):
+        DeviceOptimizer("sgd", LinearDevice(), max_pulses=0)
+    with pytest.raises(ValueError, match="device"):
+        DeviceOptimizer("sgd", "rram")
+    opt = DeviceOptimizer(keras.optimizers.Adam(0.003), ExpDevice(0.5, -0.7, 33), DifferentialMapping(0.8, "push-pull"),
+                          pulses="proportional", max_pulses=4, update="epoch", seed=3)
+    again = DeviceOptimizer.from_config(opt.get_config())
+    assert isinstance(again.inner_optimizer, keras.optimizers.Adam)
+    assert float(again.learning_rate.numpy()) == pytest.approx(0.003)
+    assert (again.device.a_p, again.device.a_d, again.device.states) == (0.5, -0.7, 33)
+    assert (again.mapping.w_max, again.mapping.scheme) == (0.8, "push-pull")
+    assert (again.pulses, again.max_pulses, again.update, again.seed) == ("proportional", 4, "epoch", 3)
+
+
+def test_program_devices_requires_device_optimizer():
+    model = mlp()
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = separable(32)
+    with pytest.raises(TypeError, match="DeviceOptimizer"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[ProgramDevices()])
