@@ -120,13 +120,11 @@ def device(ltp, ltd, nl_ltp, nl_ltd, linear, states, out, name):
     import numpy as np
 
     with _quiet_stderr():
-        from devsim import plots
-        from devsim.devices import LinearDevice
-        from devsim.run import RunConfig, _check_writable
+        from devsim.run import RunConfig, _check_writable, plot_device_response
 
     config = RunConfig(ltp=ltp, ltd=ltd, nl_ltp=nl_ltp, nl_ltd=nl_ltd, linear=linear, states=states, out=out)
     dev = config.device()
-    folder = Path(out) / (name or f"device_{config.run_name().split('_', 1)[1].rsplit('_', 2)[0]}")
+    folder = Path(out) / (name or f"device_{config.device_slug()}")
     nl_p, nl_d = dev.nl_labels
     click.echo(f"device: A_p = {dev.a_p:g}, A_d = {dev.a_d:g}, states = {dev.states} (N = {dev.num_pulses} pulses)")
     click.echo(f"NeuroSim labels: NL_LTP = {nl_p:+.2f}, NL_LTD = {nl_d:+.2f}")
@@ -136,12 +134,8 @@ def device(ltp, ltd, nl_ltp, nl_ltd, linear, states, out, name):
     click.echo(f"LTP step: first {steps_up[0]:.4f}, last {steps_up[-1]:.4f};  LTD step: first {steps_down[0]:.4f}, last {steps_down[-1]:.4f} (linear: {1 / n:.4f})")
     click.echo("pulse   " + "  ".join(f"{p:>6d}" for p in np.linspace(0, 2 * n, 9).astype(int)))
     click.echo("g       " + "  ".join(f"{g[p]:6.3f}" for p in np.linspace(0, 2 * n, 9).astype(int)))
-    curves = [{"label": f"device: {dev.describe()}", "pulse": pulse, "g": g}]
-    if dev.describe() != "linear":
-        p_lin, g_lin = LinearDevice(states).response()
-        curves.append({"label": "linear device", "pulse": p_lin, "g": g_lin, "style": "dashed"})
     _check_writable(Path(out))
-    paths = plots.plot_conductance(curves, folder / "conductance")
+    paths = plot_device_response(dev, folder / "conductance")
     click.echo("figure: " + ", ".join(str(p) for p in paths))
     return 0
 

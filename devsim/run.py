@@ -167,12 +167,14 @@ class RunConfig:
     def weight_mapping(self):
         return ReferenceMapping(self.wmax) if self.mapping == "reference" else DifferentialMapping(self.wmax)
 
-    def run_name(self) -> str:
-        if self.name:
-            return self.name
+    def device_slug(self) -> str:
+        """``ltp0.8_ltd0.8`` or ``linear``: the device part of default names."""
         d = self.device()
-        dev = "linear" if d.describe() == "linear" else f"ltp{d.a_p:g}_ltd{d.a_d:g}"
-        return f"{self.dataset}_{dev}_{self.update}-{self.pulses}_s{self.seed}"
+        return "linear" if d.describe() == "linear" else f"ltp{d.a_p:.4g}_ltd{d.a_d:.4g}"
+
+    def run_name(self) -> str:
+        """``--name``, or ``<dataset>_<device>_<update>-<pulses>_s<seed>``."""
+        return self.name or f"{self.dataset}_{self.device_slug()}_{self.update}-{self.pulses}_s{self.seed}"
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -329,7 +331,7 @@ def run(config: RunConfig, echo=print, warn=None) -> Path:
         if device.describe() != "linear":
             models["linear"] = LinearDevice(config.states)
         models["float"] = None
-    labels = {"device": f"device: {device.describe()}", **MODEL_LABELS}
+    labels = {"device": legend_label(device), **MODEL_LABELS}
     record = {
         "devsim_run": config.to_dict(),
         "device": device.get_config(),
@@ -369,11 +371,7 @@ def run(config: RunConfig, echo=print, warn=None) -> Path:
         with io.atomic_path(partial / f"states_{name}.npz") as tmp:
             np.savez_compressed(tmp, **arrays)
 
-    curves = [{"label": labels["device"], "pulse": device.response()[0], "g": device.response()[1]}]
-    if device.describe() != "linear":
-        p, g = LinearDevice(config.states).response()
-        curves.append({"label": "linear device", "pulse": p, "g": g, "style": "dashed"})
-    plots.plot_conductance(curves, partial / "conductance")
+    plot_device_response(device, partial / "conductance")
     plots.plot_accuracy(rows, partial / "accuracy", labels={k: labels[k] for k in models})
 
     record.update(
@@ -386,6 +384,22 @@ def run(config: RunConfig, echo=print, warn=None) -> Path:
     io.write_json(partial / "config.json", record)
     _replace_dir(partial, final)
     return final
+
+
+def legend_label(device) -> str:
+    """Figure legend text of a device, with A_p/A_d typeset as subscripts."""
+    text = device.describe().replace("A_p", r"$A_\mathrm{p}$").replace("A_d", r"$A_\mathrm{d}$")
+    return f"device: {text}".replace("-", "\u2212")
+
+
+def plot_device_response(device, stem):
+    """conductance.png/pdf: the device's LTP/LTD cycle, and the linear device dashed."""
+    pulse, g = device.response()
+    curves = [{"label": legend_label(device), "pulse": pulse, "g": g}]
+    if device.describe() != "linear":
+        p_lin, g_lin = LinearDevice(device.states).response()
+        curves.append({"label": "linear device", "pulse": p_lin, "g": g_lin, "style": "dashed"})
+    return plots.plot_conductance(curves, stem)
 
 
 def _kernel_shapes(input_shape, hidden):
