@@ -30,6 +30,7 @@ broadcast: a per-device array of curvatures works unchanged.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -50,25 +51,13 @@ def _check_curvature(name, value):
         )
 
 
-def _soft_step(g, n, a, num_pulses):
-    """Move ``g`` up by ``n >= 0`` pulses along ``g_ltp`` with curvature ``a``."""
-    a = ops.cast(a, g.dtype)
-    linear = ops.isinf(a)
-    a_safe = ops.where(linear, ops.ones_like(a), a)
-    s = 1.0 / -ops.expm1(-1.0 / a_safe)
-    moved = g + (s - g) * -ops.expm1(-n / (num_pulses * a_safe))
-    moved = ops.where(linear, g + n / num_pulses, moved)
-    return ops.clip(ops.where(moved > 1.0 - _SNAP, 1.0, moved), 0.0, 1.0)
-
-
-def _pulses_to_bound(g, a, num_pulses):
-    """Pulses (float) that ``g_ltp`` with curvature ``a`` needs to take ``g`` to 1."""
-    a = ops.cast(a, g.dtype)
-    linear = ops.isinf(a)
-    a_safe = ops.where(linear, ops.ones_like(a), a)
-    s = 1.0 / -ops.expm1(-1.0 / a_safe)
-    position = -a_safe * ops.log1p(-g / s)  # x with g_ltp(x) = g
-    return num_pulses * (1.0 - ops.where(linear, g, position))
+def _branch(a, num_pulses):
+    """Constants of one direction's curve: asymptote ``s``, ``rate = 1/(N A)``, linear mask."""
+    a = np.asarray(a, dtype=np.float64)
+    linear = np.isinf(a)
+    a_safe = np.where(linear, 1.0, a)
+    s = 1.0 / -np.expm1(-1.0 / a_safe)
+    return s.astype(np.float32), (1.0 / (num_pulses * a_safe)).astype(np.float32), linear
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -114,35 +103,81 @@ class ExpDevice:
         """NeuroSim labels ``(NL_LTP, NL_LTD)`` of this device."""
         return nonlinearity.ltp_label(self.a_p), nonlinearity.ltd_label(self.a_d)
 
-    def potentiate(self, g, n):
-        """Apply ``n >= 0`` LTP pulses to devices at ``g``; returns the new ``g``."""
-        g = ops.convert_to_tensor(g)
-        return _soft_step(g, ops.cast(n, g.dtype), self.a_p, self.num_pulses)
+    @functools.cached_property
+    def _branches(self):
+        return _branch(self.a_p, self.num_pulses), _branch(self.a_d, self.num_pulses)
 
-    def depress(self, g, n):
-        """Apply ``n >= 0`` LTD pulses to devices at ``g``; returns the new ``g``."""
-        g = ops.convert_to_tensor(g)
-        return 1.0 - _soft_step(1.0 - g, ops.cast(n, g.dtype), self.a_d, self.num_pulses)
+    def _select(self, up, dtype):
+        """Per device: the asymptote ``s`` and ``rate`` of the direction it is pulsed in."""
+        (s_p, r_p, _), (s_d, r_d, _) = self._branches
+        s = ops.where(up, ops.cast(s_p, dtype), ops.cast(s_d, dtype))
+        return s, ops.where(up, ops.cast(r_p, dtype), ops.cast(r_d, dtype))
 
-    def pulse(self, g, n):
-        """Apply signed pulse counts: ``n > 0`` LTP, ``n < 0`` LTD, ``0`` leaves g exactly.
+    def _climb(self, h, k, up):
+        """Move ``h`` up by ``k >= 0`` pulses: on the LTP curve where ``up``, else on the
+        LTP-shaped curve of ``1 - g`` with ``A_d`` (depression seen from Gmax)."""
+        (_, _, lin_p), (_, _, lin_d) = self._branches
+        if np.all(lin_p) and np.all(lin_d):
+            return h + k / self.num_pulses
+        s, rate = self._select(up, h.dtype)
+        step = (s - h) * -ops.expm1(-k * rate)  # soft bounds: (s - h)(1 - exp(-k/(N A)))
+        if np.any(lin_p) or np.any(lin_d):
+            step = ops.where(ops.where(up, lin_p, lin_d), k / self.num_pulses, step)
+        return h + step
 
-        Pulses past a bound do nothing (the device stays at 0 or 1).
+    def _room(self, h, up):
+        """Pulses (float) the curve selected by ``up`` needs to take ``h`` to 1."""
+        (_, _, lin_p), (_, _, lin_d) = self._branches
+        room_linear = self.num_pulses * (1.0 - h)
+        if np.all(lin_p) and np.all(lin_d):
+            return room_linear
+        s, rate = self._select(up, h.dtype)
+        room = self.num_pulses + ops.log1p(-h / s) / rate  # N minus h's position on the curve
+        if np.any(lin_p) or np.any(lin_d):
+            room = ops.where(ops.where(up, lin_p, lin_d), room_linear, room)
+        return room
+
+    def apply_pulses(self, g, n):
+        """Apply signed pulse counts and count the pulses lost at the bounds.
+
+        Args:
+            g: conductances in [0, 1] (any shape).
+            n: signed pulse counts (broadcastable to ``g``): ``n > 0`` LTP,
+                ``n < 0`` LTD, 0 leaves ``g`` exactly as it is.
+
+        Returns:
+            ``(g_new, lost)``: the conductances after the pulses, and per device
+            how many of its pulses fell past the bound (and did nothing).
         """
         g = ops.convert_to_tensor(g)
         n = ops.cast(n, g.dtype)
-        up = self.potentiate(g, ops.relu(n))
-        down = self.depress(g, ops.relu(-n))
-        return ops.where(n > 0, up, ops.where(n < 0, down, g))
+        up = n > 0
+        k = ops.abs(n)
+        h = ops.where(up, g, 1.0 - g)  # distance climbed from the bound the pulses leave
+        h_new = self._climb(h, k, up)
+        h_new = ops.clip(ops.where(h_new > 1.0 - _SNAP, 1.0, h_new), 0.0, 1.0)
+        g_new = ops.where(k == 0, g, ops.where(up, h_new, 1.0 - h_new))
+        lost = ops.relu(k - ops.relu(ops.ceil(self._room(h, up) - _AT_BOUND_TOL)))
+        return g_new, lost
+
+    def pulse(self, g, n):
+        """Apply signed pulse counts (``n > 0`` LTP, ``n < 0`` LTD); returns the new ``g``.
+
+        Pulses past a bound do nothing (the device stays at 0 or 1).
+        """
+        return self.apply_pulses(g, n)[0]
 
     def pulses_lost(self, g, n):
         """How many of the signed pulses ``n`` at ``g`` fall past the bound (do nothing)."""
-        g = ops.convert_to_tensor(g)
-        n = ops.cast(n, g.dtype)
-        room_up = _pulses_to_bound(g, self.a_p, self.num_pulses)
-        room_down = _pulses_to_bound(1.0 - g, self.a_d, self.num_pulses)
-        room = ops.ceil(ops.where(n > 0, room_up, room_down) - _AT_BOUND_TOL)
-        return ops.relu(ops.abs(n) - ops.relu(room))
+        return self.apply_pulses(g, n)[1]
+
+    def potentiate(self, g, n):
+        """Apply ``n >= 0`` LTP pulses to devices at ``g``; returns the new ``g``."""
+        return self.pulse(g, ops.abs(ops.convert_to_tensor(n, dtype="float32")))
+
+    def depress(self, g, n):
+        """Apply ``n >= 0`` LTD pulses to devices at ``g``; returns the new ``g``."""
+        return self.pulse(g, -ops.abs(ops.convert_to_tensor(n, dtype="float32")))
 
     def level(self, p):
         """Conductance of state ``p`` (0..N): ``p`` LTP pulses from Gmin, ``g_ltp(p/N)``."""
@@ -156,7 +191,7 @@ class ExpDevice:
             ``(p, g_snapped)``: the state index (float, integral) and its conductance.
         """
         g = ops.clip(ops.convert_to_tensor(g, dtype="float32"), 0.0, 1.0)
-        position = self.num_pulses - _pulses_to_bound(g, self.a_p, self.num_pulses)
+        position = self.num_pulses - self._room(g, True)
         lo = ops.clip(ops.floor(position), 0.0, self.num_pulses)
         hi = ops.clip(lo + 1.0, 0.0, self.num_pulses)
         g_lo, g_hi = self.level(lo), self.level(hi)

@@ -157,3 +157,17 @@ def test_config_round_trip_and_nl_constructor():
     again = ExpDevice.from_config(dev.get_config())
     assert (again.a_p, again.a_d, again.states) == (dev.a_p, dev.a_d, 97)
     assert dev.get_config()["nl_ltd"] == pytest.approx(-4.88, abs=1e-3)
+
+
+def test_equivalences_with_neurosim_and_aihwkit():
+    """DESIGN.md: NeuroSim's G(P) = B(1 - exp(-P/A_ns)) + Gmin with A_ns = A * N, and
+    aihwkit's soft-bounds step dg = (s - g)(1 - exp(-1/(N A)))."""
+    a, num, gmin, gmax = 0.37, 96, 2e-6, 25e-6
+    dev = ExpDevice(a, a, num + 1)
+    p = np.arange(num + 1)
+    b = (gmax - gmin) / (1 - np.exp(-num / (a * num)))
+    g_neurosim = (b * (1 - np.exp(-p / (a * num))) + gmin - gmin) / (gmax - gmin)
+    np.testing.assert_allclose(npy(dev.level(p.astype(np.float32))), g_neurosim, atol=2e-6)
+    s = 1 / (1 - np.exp(-1 / a))
+    g = np.float32([0.0, 0.3, 0.8])
+    np.testing.assert_allclose(npy(dev.potentiate(g, 1)) - g, (s - g) * (1 - np.exp(-1 / (num * a))), atol=2e-7)

@@ -1,0 +1,22 @@
+"""The README's Python example runs as written (on small random data)."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_python_example_runs():
+    code = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)[0]
+    rng = np.random.default_rng(0)
+    namespace = {
+        "x_train": rng.uniform(0, 1, (64, 28, 28)).astype("float32"),
+        "y_train": rng.integers(0, 10, 64),
+    }
+    exec(compile(code.replace("epochs=5", "epochs=1"), "README.md", "exec"), namespace)
+    history, optimizer = namespace["history"], namespace["optimizer"]
+    assert history.history["pulses_applied_dense"][0] > 0
+    states = optimizer.device_states()
+    assert set(states) == {"dense", "dense_1"} and states["dense"].shape == (784, 128)
