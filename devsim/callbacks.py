@@ -18,6 +18,9 @@ class ProgramDevices(keras.callbacks.Callback):
     only logs. Either way it adds ``pulses_applied_<layer>`` and
     ``pulses_lost_<layer>`` for the epoch to the logs, so they land in
     ``History``. Place it before callbacks that evaluate the programmed model.
+
+    With read noise (`ExpDevice.read_noise`), pass it to ``evaluate`` and
+    ``predict`` as well: it reads the devices afresh before every batch.
     """
 
     def on_train_begin(self, logs=None):
@@ -35,3 +38,27 @@ class ProgramDevices(keras.callbacks.Callback):
             optimizer.program()
         if logs is not None:
             logs.update(optimizer.pulse_counts(reset=True))
+
+    # Read noise: every evaluation/prediction batch reads the devices afresh.
+    # Pass this callback to `evaluate`/`predict` too when read noise is on.
+    def _read(self):
+        optimizer = self.model.optimizer
+        if isinstance(optimizer, DeviceOptimizer) and optimizer.built and optimizer.has_read_noise:
+            optimizer.read_devices(noisy=True)
+
+    def _restore(self):
+        optimizer = self.model.optimizer
+        if isinstance(optimizer, DeviceOptimizer) and optimizer.built and optimizer.has_read_noise:
+            optimizer.read_devices(noisy=optimizer.update == "batch")
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self._read()
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        self._read()
+
+    def on_test_end(self, logs=None):
+        self._restore()
+
+    def on_predict_end(self, logs=None):
+        self._restore()

@@ -49,12 +49,22 @@ def _hidden(ctx, param, value):
 def device_options(f):
     """The options that define a device (shared by `run` and `device`)."""
     options = [
+        click.option("--device", default=None, help="A preset (see `devsim devices`) or a device JSON file; other options override it."),
         click.option("--ltp", type=float, default=None, help="LTP curvature A_p: > 0 saturating, < 0 accelerating, inf linear."),
         click.option("--ltd", type=float, default=None, help="LTD curvature A_d (same conventions). Unset: inf."),
         click.option("--nl-ltp", type=float, default=None, help="NeuroSim LTP label instead of --ltp (e.g. 2.4)."),
         click.option("--nl-ltd", type=float, default=None, help="NeuroSim LTD label instead of --ltd (e.g. -4.88)."),
         click.option("--linear", is_flag=True, help="Linear device (A_p = A_d = inf)."),
-        click.option("--states", type=int, default=101, show_default=True, help="Conductance levels per device (N = states - 1 pulses)."),
+        click.option("--states", type=int, default=None, help="Conductance levels per device (N = states - 1 pulses). Default 101."),
+        click.option("--states-ltd", type=int, default=None, help="Levels of the LTD branch, if it differs."),
+        click.option("--on-off", type=float, default=None, help="On/off ratio Gmax/Gmin (default inf: Gmin = 0)."),
+        click.option("--c2c", type=float, default=None, help="Cycle-to-cycle sigma, fraction of range, per sqrt(pulse)."),
+        click.option("--c2c-mode", default=None, help="sqrt (NeuroSim: sigma*sqrt(n)) or step (sigma proportional to the step)."),
+        click.option("--d2d", type=float, default=None, help="Device-to-device sigma of the NL labels."),
+        click.option("--d2d-range", type=float, default=None, help="Device-to-device relative sigma of the conductance range."),
+        click.option("--stuck-gmin", type=float, default=None, help="Fraction of devices stuck at Gmin."),
+        click.option("--stuck-gmax", type=float, default=None, help="Fraction of devices stuck at Gmax."),
+        click.option("--read-noise", type=float, default=None, help="Relative sigma of multiplicative read noise (every forward pass)."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -113,30 +123,61 @@ def run(**options):
 @device_options
 @click.option("--out", default="results", show_default=True, help="Folder for conductance.png/pdf.")
 @click.option("--name", default=None, help="Subfolder name (default: device_<parameters>).")
-def device(ltp, ltd, nl_ltp, nl_ltd, linear, states, out, name):
+@click.option("--save", default=None, help="Also write the device as JSON to this file (for --device).")
+def device(out, name, save, **options):
     """Show a device's LTP/LTD response and NeuroSim labels, without training."""
     from pathlib import Path
 
     import numpy as np
 
     with _quiet_stderr():
+        from devsim.presets import save_device
         from devsim.run import RunConfig, _check_writable, plot_device_response
 
-    config = RunConfig(ltp=ltp, ltd=ltd, nl_ltp=nl_ltp, nl_ltd=nl_ltd, linear=linear, states=states, out=out)
-    dev = config.device()
+    config = RunConfig(**options, out=out)
+    dev = config.make_device()
     folder = Path(out) / (name or f"device_{config.device_slug()}")
     nl_p, nl_d = dev.nl_labels
-    click.echo(f"device: A_p = {dev.a_p:g}, A_d = {dev.a_d:g}, states = {dev.states} (N = {dev.num_pulses} pulses)")
+    n, n_d = dev.num_pulses, dev.num_pulses_ltd
+    if dev.name:
+        click.echo(f"{dev.name}: {dev.source or ''}")
+    click.echo(f"A_p = {dev.a_p:g}, A_d = {dev.a_d:g}, states = {dev.states}/{dev.states_ltd} (N = {n}/{n_d} LTP/LTD pulses)")
     click.echo(f"NeuroSim labels: NL_LTP = {nl_p:+.2f}, NL_LTD = {nl_d:+.2f}")
     pulse, g = dev.response()
-    n = dev.num_pulses
     steps_up, steps_down = np.diff(g[: n + 1]), -np.diff(g[n:])
-    click.echo(f"LTP step: first {steps_up[0]:.4f}, last {steps_up[-1]:.4f};  LTD step: first {steps_down[0]:.4f}, last {steps_down[-1]:.4f} (linear: {1 / n:.4f})")
-    click.echo("pulse   " + "  ".join(f"{p:>6d}" for p in np.linspace(0, 2 * n, 9).astype(int)))
-    click.echo("g       " + "  ".join(f"{g[p]:6.3f}" for p in np.linspace(0, 2 * n, 9).astype(int)))
+    click.echo(
+        f"LTP step: first {steps_up[0]:.4f}, last {steps_up[-1]:.4f};  "
+        f"LTD step: first {steps_down[0]:.4f}, last {steps_down[-1]:.4f} (linear: {1 / n:.4f}/{1 / n_d:.4f})"
+    )
+    noise = {k: getattr(dev, k) for k in ("on_off", "c2c", "d2d", "d2d_range", "stuck_gmin", "stuck_gmax", "read_noise")}
+    click.echo("non-idealities: " + ", ".join(f"{k} {v:g}" for k, v in noise.items()))
+    ticks = np.linspace(0, n + n_d, 9).astype(int)
+    click.echo("pulse   " + "  ".join(f"{p:>6d}" for p in ticks))
+    click.echo("g       " + "  ".join(f"{g[p]:6.3f}" for p in ticks))
     _check_writable(Path(out))
     paths = plot_device_response(dev, folder / "conductance")
     click.echo("figure: " + ", ".join(str(p) for p in paths))
+    if save:
+        save_device(dev, save)
+        click.echo(f"device: {save}")
+    return 0
+
+
+@cli.command()
+def devices():
+    """List the device presets (NeuroSim benchmark devices) with their sources."""
+    from devsim.presets import preset_table
+
+    rows = preset_table()
+    header = f"{'name':<10} {'device':<17} {'levels':>6} {'NL LTP':>7} {'NL LTD':>7} {'A_p':>7} {'A_d':>7} {'on/off':>6} {'C2C':>5} {'NeuroSim':>8}  source"
+    click.echo(header)
+    for r in rows:
+        click.echo(
+            f"{r['name']:<10} {r['device']:<17} {r['levels']:>6d} {r['nl_ltp']:>7.3g} {r['nl_ltd']:>7.3g} {r['a_p']:>7.3g} "
+            f"{r['a_d']:>7.3g} {r['on_off']:>6.3g} {r['c2c']:>5.1%} {r['neurosim_accuracy']:>8.0%}  {r['source']}"
+        )
+    click.echo("NeuroSim: online MNIST accuracy of its 400-100-10 MLP (MLP+NeuroSim V3.0 manual, Table II). "
+               "Use: devsim run --device ag-si")
     return 0
 
 

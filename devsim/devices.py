@@ -34,7 +34,7 @@ import functools
 import math
 
 import numpy as np
-from keras import ops
+from keras import ops, random
 
 from devsim import nonlinearity
 
@@ -52,102 +52,214 @@ def _check_curvature(name, value):
 
 
 def _branch(a, num_pulses):
-    """Constants of one direction's curve: asymptote ``s``, ``rate = 1/(N A)``, linear mask."""
+    """Constants of one direction's curve: ``rate = 1/(N A)`` (0 where linear) and the linear mask."""
     a = np.asarray(a, dtype=np.float64)
     linear = np.isinf(a)
-    a_safe = np.where(linear, 1.0, a)
-    s = 1.0 / -np.expm1(-1.0 / a_safe)
-    return s.astype(np.float32), (1.0 / (num_pulses * a_safe)).astype(np.float32), linear
+    return (1.0 / (num_pulses * np.where(linear, 1.0, a))).astype(np.float32), linear
+
+
+def _check_fraction(name, value, upper=1.0):
+    if not (0.0 <= value <= upper):
+        raise ValueError(f"{name} must be between 0 and {upper:g}, got {value!r}")
+
+
+C2C_MODES = ("sqrt", "step")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class ExpDevice:
-    """Exponential LTP/LTD device (NeuroSim's model, normalized).
+    """Exponential LTP/LTD device (NeuroSim's model, normalized), with non-idealities.
+
+    The curve (DESIGN.md section 1): after ``x = p / N_p`` of an LTP sweep and
+    ``y = q / N_d`` of an LTD sweep,
+    ``g_ltp(x) = (1 - exp(-x/A_p)) / (1 - exp(-1/A_p))`` and
+    ``g_ltd(y) = 1 - (1 - exp(-y/A_d)) / (1 - exp(-1/A_d))``.
+    Every non-ideality is off by default, and is exactly the identity at 0.
 
     Args:
-        a_p: LTP curvature ``A_p`` (fraction of the full pulse range, unitless).
+        a_p: LTP curvature ``A_p`` (unitless, fraction of the LTP sweep).
             ``> 0`` saturating, ``< 0`` accelerating, ``inf`` linear. Scalar or
             an array that broadcasts against the weights (one per device).
         a_d: LTD curvature ``A_d``, same conventions, for depression from Gmax.
-        states: number of conductance levels over a full sweep; ``N = states - 1``
+        states: conductance levels of an LTP sweep; ``N_p = states - 1`` LTP
             pulses go from Gmin to Gmax. At least 2.
+        states_ltd: levels of an LTD sweep (``N_d = states_ltd - 1``), as
+            NeuroSim's maxNumLevelLTD; ``None``: the same as ``states``.
+        on_off: on/off ratio ``Gmax / Gmin`` (unitless, > 1; ``inf``: Gmin = 0).
+            With ``f = 1/on_off`` a device conducts ``G/Gmax = f + (1 - f) g``;
+            it matters once read noise or range variation act on G.
+        c2c: cycle-to-cycle variation, sigma as a fraction of the conductance
+            range (unitless). Each programming event of ``n`` pulses adds
+            ``N(0, c2c * sqrt(n))`` to g (``c2c_mode="sqrt"``, NeuroSim), or
+            ``N(0, c2c * |dg|)`` (``"step"``: noise proportional to the step).
+        c2c_mode: ``"sqrt"`` or ``"step"``, see ``c2c``.
+        d2d: device-to-device variation of the nonlinearity, sigma in NeuroSim
+            NL-label units: each device draws ``NL + N(0, d2d)`` for LTP and for
+            LTD once (see `sample`), fixed for its life.
+        d2d_range: device-to-device variation of the conductance range, relative
+            sigma: each device's Gmin and Gmax are scaled by ``1 + N(0, d2d_range)``
+            (at least 0.05), against the nominal reference.
+        stuck_gmin: fraction of devices stuck at Gmin (pulses do nothing).
+        stuck_gmax: fraction of devices stuck at Gmax.
+        read_noise: multiplicative read noise, relative sigma: every read
+            returns ``G * (1 + N(0, read_noise))``; the stored g never changes.
+        name: preset or file name (metadata).
+        source: where the parameters come from, e.g. a paper (metadata).
+        range_scale: per-device range factor, drawn by `sample` (1: nominal).
+        stuck: per-device int8 array, -1 stuck at Gmin, +1 at Gmax, 0 free;
+            drawn by `sample` (``None``: no stuck devices).
     """
 
     a_p: float = math.inf
     a_d: float = math.inf
     states: int = 101
+    states_ltd: int | None = None
+    on_off: float = math.inf
+    c2c: float = 0.0
+    c2c_mode: str = "sqrt"
+    d2d: float = 0.0
+    d2d_range: float = 0.0
+    stuck_gmin: float = 0.0
+    stuck_gmax: float = 0.0
+    read_noise: float = 0.0
+    name: str | None = None
+    source: str | None = None
+    range_scale: float = 1.0
+    stuck: np.ndarray | None = None
 
     def __post_init__(self):
         _check_curvature("A_p", self.a_p)
         _check_curvature("A_d", self.a_d)
-        if isinstance(self.states, bool) or int(self.states) != self.states or self.states < 2:
-            raise ValueError(f"states must be an integer >= 2, got {self.states!r}")
-        object.__setattr__(self, "states", int(self.states))
+        for field in ("states", "states_ltd"):
+            value = getattr(self, field)
+            if value is None and field == "states_ltd":
+                object.__setattr__(self, field, self.states)
+                continue
+            if isinstance(value, bool) or int(value) != value or value < 2:
+                raise ValueError(f"{field} must be an integer >= 2, got {value!r}")
+            object.__setattr__(self, field, int(value))
+        if not (self.on_off > 1):
+            raise ValueError(f"on_off must be > 1 (Gmax/Gmin; inf for Gmin = 0), got {self.on_off!r}")
+        for field in ("c2c", "d2d", "d2d_range", "read_noise"):
+            if not (getattr(self, field) >= 0 and math.isfinite(getattr(self, field))):
+                raise ValueError(f"{field} must be a finite number >= 0, got {getattr(self, field)!r}")
+        _check_fraction("stuck_gmin", self.stuck_gmin)
+        _check_fraction("stuck_gmax", self.stuck_gmax)
+        _check_fraction("stuck_gmin + stuck_gmax", self.stuck_gmin + self.stuck_gmax)
+        if self.c2c_mode not in C2C_MODES:
+            raise ValueError(f"c2c_mode must be one of {', '.join(C2C_MODES)}, got {self.c2c_mode!r}")
 
     @classmethod
-    def from_nl(cls, nl_ltp, nl_ltd, states=101):
+    def from_nl(cls, nl_ltp, nl_ltd, states=101, **fields):
         """A device from NeuroSim labels, e.g. ``from_nl(2.4, -4.88, 97)`` for Ag:a-Si."""
-        return cls(
-            float(nonlinearity.a_p_from_label(nl_ltp)) if np.ndim(nl_ltp) == 0 else nonlinearity.a_p_from_label(nl_ltp),
-            float(nonlinearity.a_d_from_label(nl_ltd)) if np.ndim(nl_ltd) == 0 else nonlinearity.a_d_from_label(nl_ltd),
-            states,
-        )
+
+        def scalar(x):
+            return float(x) if np.ndim(x) == 0 else x
+
+        a_p = scalar(nonlinearity.a_p_from_label(nl_ltp))
+        return cls(a_p, scalar(nonlinearity.a_d_from_label(nl_ltd)), states, **fields)
 
     @property
     def num_pulses(self) -> int:
-        """``N = states - 1``: pulses for a full sweep."""
+        """``N = N_p = states - 1``: LTP pulses for a full sweep."""
         return self.states - 1
+
+    @property
+    def num_pulses_ltd(self) -> int:
+        """``N_d = states_ltd - 1``: LTD pulses for a full sweep."""
+        return self.states_ltd - 1
 
     @property
     def nl_labels(self):
         """NeuroSim labels ``(NL_LTP, NL_LTD)`` of this device."""
         return nonlinearity.ltp_label(self.a_p), nonlinearity.ltd_label(self.a_d)
 
+    @property
+    def needs_sampling(self) -> bool:
+        """Whether devices differ from each other (`sample` draws them)."""
+        return self.d2d > 0 or self.d2d_range > 0 or self.stuck_gmin > 0 or self.stuck_gmax > 0
+
+    def sample(self, shape, seed=None) -> "ExpDevice":
+        """Draw the device-to-device variations of a population of ``shape`` devices.
+
+        Returns a device whose ``a_p``/``a_d``/``range_scale``/``stuck`` are
+        per-device arrays (fixed for the devices' life) and whose D2D sigmas
+        are 0, so sampling again changes nothing. Reproducible from ``seed``.
+        """
+        if not self.needs_sampling:
+            return self
+        rng = np.random.default_rng(seed)
+        shape = tuple(shape)
+        fields = {"d2d": 0.0, "d2d_range": 0.0, "stuck_gmin": 0.0, "stuck_gmax": 0.0}
+        if self.d2d > 0:
+            limit = nonlinearity.NL_MAX - 1e-3
+            nl_p, nl_d = (np.broadcast_to(x, shape) + rng.normal(0.0, self.d2d, shape) for x in self.nl_labels)
+            nl_p, nl_d = (np.clip(x, -limit, limit) for x in (nl_p, nl_d))
+            fields["a_p"] = np.asarray(nonlinearity.a_p_from_label(nl_p), np.float64)
+            fields["a_d"] = np.asarray(nonlinearity.a_d_from_label(nl_d), np.float64)
+        if self.d2d_range > 0:
+            scale = 1.0 + rng.normal(0.0, self.d2d_range, shape)
+            fields["range_scale"] = np.maximum(scale, 0.05).astype(np.float32) * self.range_scale
+        if self.stuck_gmin > 0 or self.stuck_gmax > 0:
+            u = rng.uniform(size=shape)
+            fields["stuck"] = np.where(u < self.stuck_gmin, -1, np.where(u < self.stuck_gmin + self.stuck_gmax, 1, 0)).astype(np.int8)
+        return dataclasses.replace(self, **fields)
+
     @functools.cached_property
     def _branches(self):
-        return _branch(self.a_p, self.num_pulses), _branch(self.a_d, self.num_pulses)
+        return _branch(self.a_p, self.num_pulses), _branch(self.a_d, self.num_pulses_ltd)
 
     def _select(self, up, dtype):
-        """Per device: the asymptote ``s`` and ``rate`` of the direction it is pulsed in."""
-        (s_p, r_p, _), (s_d, r_d, _) = self._branches
-        s = ops.where(up, ops.cast(s_p, dtype), ops.cast(s_d, dtype))
-        return s, ops.where(up, ops.cast(r_p, dtype), ops.cast(r_d, dtype))
+        """Per device: the asymptote ``s = 1/(1 - exp(-1/A))`` and ``rate = 1/(N A)``
+        of the direction it is pulsed in."""
+        (r_p, _), (r_d, _) = self._branches
+        rate = ops.where(up, ops.cast(r_p, dtype), ops.cast(r_d, dtype))
+        n_dir = ops.where(up, float(self.num_pulses), float(self.num_pulses_ltd))
+        return 1.0 / -ops.expm1(-ops.cast(n_dir, dtype) * rate), rate
+
+    def _linear_step(self, up, dtype):
+        if self.num_pulses == self.num_pulses_ltd:
+            return 1.0 / self.num_pulses
+        return ops.cast(ops.where(up, 1.0 / self.num_pulses, 1.0 / self.num_pulses_ltd), dtype)
 
     def _climb(self, h, k, up):
         """Move ``h`` up by ``k >= 0`` pulses: on the LTP curve where ``up``, else on the
         LTP-shaped curve of ``1 - g`` with ``A_d`` (depression seen from Gmax)."""
-        (_, _, lin_p), (_, _, lin_d) = self._branches
+        (_, lin_p), (_, lin_d) = self._branches
+        linear_step = k * self._linear_step(up, h.dtype)
         if np.all(lin_p) and np.all(lin_d):
-            return h + k / self.num_pulses
+            return h + linear_step
         s, rate = self._select(up, h.dtype)
         step = (s - h) * -ops.expm1(-k * rate)  # soft bounds: (s - h)(1 - exp(-k/(N A)))
         if np.any(lin_p) or np.any(lin_d):
-            step = ops.where(ops.where(up, lin_p, lin_d), k / self.num_pulses, step)
+            step = ops.where(ops.where(up, lin_p, lin_d), linear_step, step)
         return h + step
 
     def _room(self, h, up):
         """Pulses (float) the curve selected by ``up`` needs to take ``h`` to 1."""
-        (_, _, lin_p), (_, _, lin_d) = self._branches
-        room_linear = self.num_pulses * (1.0 - h)
+        (_, lin_p), (_, lin_d) = self._branches
+        room_linear = (1.0 - h) / self._linear_step(up, h.dtype)
         if np.all(lin_p) and np.all(lin_d):
             return room_linear
         s, rate = self._select(up, h.dtype)
-        room = self.num_pulses + ops.log1p(-h / s) / rate  # N minus h's position on the curve
+        room = 1.0 / self._linear_step(up, h.dtype) + ops.log1p(-h / s) / rate  # N minus h's position
         if np.any(lin_p) or np.any(lin_d):
             room = ops.where(ops.where(up, lin_p, lin_d), room_linear, room)
         return room
 
-    def apply_pulses(self, g, n):
+    def apply_pulses(self, g, n, seed=None):
         """Apply signed pulse counts and count the pulses lost at the bounds.
 
         Args:
             g: conductances in [0, 1] (any shape).
             n: signed pulse counts (broadcastable to ``g``): ``n > 0`` LTP,
                 ``n < 0`` LTD, 0 leaves ``g`` exactly as it is.
+            seed: ``keras.random.SeedGenerator`` or int for C2C noise; required
+                when ``c2c > 0``.
 
         Returns:
             ``(g_new, lost)``: the conductances after the pulses, and per device
-            how many of its pulses fell past the bound (and did nothing).
+            how many of its pulses did nothing (past a bound, or stuck device).
         """
         g = ops.convert_to_tensor(g)
         n = ops.cast(n, g.dtype)
@@ -156,33 +268,71 @@ class ExpDevice:
         h = ops.where(up, g, 1.0 - g)  # distance climbed from the bound the pulses leave
         h_new = self._climb(h, k, up)
         h_new = ops.clip(ops.where(h_new > 1.0 - _SNAP, 1.0, h_new), 0.0, 1.0)
-        g_new = ops.where(k == 0, g, ops.where(up, h_new, 1.0 - h_new))
+        g_new = ops.where(up, h_new, 1.0 - h_new)
         lost = ops.relu(k - ops.relu(ops.ceil(self._room(h, up) - _AT_BOUND_TOL)))
+        if self.c2c > 0:
+            if seed is None:
+                raise ValueError("c2c > 0 needs a seed (a keras.random.SeedGenerator or int) for its noise")
+            xi = random.normal(ops.shape(g_new), dtype=g.dtype, seed=seed)
+            sigma = self.c2c * (ops.sqrt(k) if self.c2c_mode == "sqrt" else ops.abs(g_new - g))
+            g_new = ops.clip(g_new + sigma * xi, 0.0, 1.0)
+        g_new = ops.where(k == 0, g, g_new)
+        if self.stuck is not None:
+            free = ops.convert_to_tensor(self.stuck == 0)
+            g_new = ops.where(free, g_new, g)
+            lost = ops.where(free, lost, k)
         return g_new, lost
 
-    def pulse(self, g, n):
+    def read(self, g, seed=None):
+        """The normalized conductance the periphery reads from devices at ``g``.
+
+        ``G/Gmax = range_scale * (f + (1 - f) g) * (1 + read_noise * xi)`` with
+        ``f = 1/on_off``, returned as ``(G/Gmax - f) / (1 - f)`` against the
+        nominal Gmin and Gmax. It is ``g`` itself when nothing varies. Read noise
+        is drawn only when a ``seed`` is given; ``g`` is never modified.
+        """
+        noisy = self.read_noise > 0 and seed is not None
+        if not noisy and np.all(np.asarray(self.range_scale) == 1.0):
+            return g
+        f = 0.0 if math.isinf(self.on_off) else 1.0 / self.on_off
+        conductance = ops.cast(self.range_scale, g.dtype) * (f + (1.0 - f) * g)
+        if noisy:
+            conductance = conductance * (1.0 + self.read_noise * random.normal(ops.shape(g), dtype=g.dtype, seed=seed))
+        return (conductance - f) / (1.0 - f)
+
+    def stuck_values(self, g):
+        """``g`` with stuck devices set to their bound."""
+        if self.stuck is None:
+            return g
+        return ops.where(self.stuck < 0, 0.0, ops.where(self.stuck > 0, 1.0, g))
+
+    def pulse(self, g, n, seed=None):
         """Apply signed pulse counts (``n > 0`` LTP, ``n < 0`` LTD); returns the new ``g``.
 
         Pulses past a bound do nothing (the device stays at 0 or 1).
         """
-        return self.apply_pulses(g, n)[0]
+        return self.apply_pulses(g, n, seed)[0]
 
     def pulses_lost(self, g, n):
         """How many of the signed pulses ``n`` at ``g`` fall past the bound (do nothing)."""
-        return self.apply_pulses(g, n)[1]
+        return self.apply_pulses(g, n, seed=0)[1]
 
-    def potentiate(self, g, n):
+    def potentiate(self, g, n, seed=None):
         """Apply ``n >= 0`` LTP pulses to devices at ``g``; returns the new ``g``."""
-        return self.pulse(g, ops.abs(ops.convert_to_tensor(n, dtype="float32")))
+        return self.pulse(g, ops.abs(ops.convert_to_tensor(n, dtype="float32")), seed)
 
-    def depress(self, g, n):
+    def depress(self, g, n, seed=None):
         """Apply ``n >= 0`` LTD pulses to devices at ``g``; returns the new ``g``."""
-        return self.pulse(g, -ops.abs(ops.convert_to_tensor(n, dtype="float32")))
+        return self.pulse(g, -ops.abs(ops.convert_to_tensor(n, dtype="float32")), seed)
 
     def level(self, p):
         """Conductance of state ``p`` (0..N): ``p`` LTP pulses from Gmin, ``g_ltp(p/N)``."""
         p = ops.convert_to_tensor(p, dtype="float32")
-        return self.potentiate(ops.zeros_like(p), p)
+        return self._noiseless.potentiate(ops.zeros_like(p), p)
+
+    @functools.cached_property
+    def _noiseless(self):
+        return dataclasses.replace(self, c2c=0.0, stuck=None) if (self.c2c > 0 or self.stuck is not None) else self
 
     def nearest_state(self, g):
         """Snap conductances ``g`` to the nearest of the N + 1 LTP levels.
@@ -199,42 +349,55 @@ class ExpDevice:
         return ops.where(take_hi, hi, lo), ops.where(take_hi, g_hi, g_lo)
 
     def response(self):
-        """One full cycle as numpy arrays: N LTP pulses from Gmin, then N LTD pulses.
+        """One noise-free cycle as numpy arrays: N_p LTP pulses from Gmin, then N_d LTD pulses.
 
         Returns:
-            ``(pulse, g)`` with ``pulse = 0..2N`` and the conductance after each.
+            ``(pulse, g)`` with ``pulse = 0..N_p + N_d`` and the conductance after each.
         """
-        n = np.arange(self.num_pulses + 1, dtype=np.float32)
-        up = ops.convert_to_numpy(self.level(n))
-        down = ops.convert_to_numpy(self.depress(np.ones_like(n), n))
-        return np.arange(2 * self.num_pulses + 1), np.concatenate([up, down[1:]])
+        up = ops.convert_to_numpy(self.level(np.arange(self.num_pulses + 1, dtype=np.float32)))
+        q = np.arange(self.num_pulses_ltd + 1, dtype=np.float32)
+        down = ops.convert_to_numpy(self._noiseless.depress(np.ones_like(q), q))
+        return np.arange(self.num_pulses + self.num_pulses_ltd + 1), np.concatenate([up, down[1:]])
 
     def describe(self) -> str:
         """Short legend text, e.g. ``A_p=0.8, A_d=0.8 (NL 1.56/-1.56)``."""
         if np.ndim(self.a_p) or np.ndim(self.a_d):
             return "per-device A_p/A_d"
         if math.isinf(self.a_p) and math.isinf(self.a_d):
-            return "linear"
-        nl_p, nl_d = self.nl_labels
-        return f"A_p={self.a_p:g}, A_d={self.a_d:g} (NL {nl_p:.2f}/{nl_d:.2f})"
+            text = "linear"
+        else:
+            nl_p, nl_d = self.nl_labels
+            text = f"A_p={self.a_p:.3g}, A_d={self.a_d:.3g} (NL {nl_p:.2f}/{nl_d:.2f})"
+        return f"{self.name}: {text}" if self.name else text
 
     def get_config(self) -> dict:
-        """JSON-able parameters (arrays become lists)."""
-        return {
-            "kind": "exp",
-            "a_p": np.asarray(self.a_p).tolist(),
-            "a_d": np.asarray(self.a_d).tolist(),
-            "states": self.states,
-            "nl_ltp": np.round(np.asarray(self.nl_labels[0]), 4).tolist(),
-            "nl_ltd": np.round(np.asarray(self.nl_labels[1]), 4).tolist(),
-        }
+        """JSON-able parameters (arrays become lists); `from_config` inverts it."""
+        config = {"kind": "exp"}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name in ("range_scale", "stuck"):
+                continue
+            config[field.name] = np.asarray(value).tolist() if isinstance(value, np.ndarray) else value
+        config["nl_ltp"], config["nl_ltd"] = (np.round(np.asarray(x), 4).tolist() for x in self.nl_labels)
+        return config
 
     @classmethod
     def from_config(cls, config: dict):
-        def arr(v):
-            return float(v) if np.ndim(v) == 0 else np.asarray(v, dtype=np.float64)
+        """A device from `get_config` output or a hand-written dict.
 
-        return cls(arr(config["a_p"]), arr(config["a_d"]), int(config["states"]))
+        Either ``a_p``/``a_d`` or the NeuroSim labels ``nl_ltp``/``nl_ltd`` may be
+        given (``a_*`` wins); keys that are not fields (``kind``, ``fit``, ...)
+        are ignored.
+        """
+        names = {f.name for f in dataclasses.fields(cls)} - {"range_scale", "stuck"}
+        fields = {k: v for k, v in config.items() if k in names}
+        for a, label, convert in (("a_p", "nl_ltp", nonlinearity.a_p_from_label), ("a_d", "nl_ltd", nonlinearity.a_d_from_label)):
+            if a not in fields and label in config:
+                fields[a] = convert(config[label])
+            if a in fields:
+                v = fields[a]
+                fields[a] = float(v) if np.ndim(v) == 0 else np.asarray(v, dtype=np.float64)
+        return cls(**fields)
 
 
 def LinearDevice(states: int = 101) -> ExpDevice:

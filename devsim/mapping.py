@@ -54,9 +54,12 @@ class ReferenceMapping:
         """Signed pulses per weight -> signed pulses per device (the same here)."""
         return n
 
-    def dw_min(self, num_pulses):
-        """Weight change of one linear-device pulse: ``2 w_max / N``."""
-        return 2.0 * self.w_max / num_pulses
+    def dw_min(self, device, dw=None):
+        """Weight change of one linear-device pulse: ``2 w_max / N`` (``N_p`` for
+        increases, ``N_d`` for decreases when the device's LTD has its own levels)."""
+        if device.num_pulses == device.num_pulses_ltd or dw is None:
+            return 2.0 * self.w_max / device.num_pulses
+        return ops.where(dw > 0, 2.0 * self.w_max / device.num_pulses, 2.0 * self.w_max / device.num_pulses_ltd)
 
     def get_config(self):
         return {"scheme": self.name, "w_max": self.w_max}
@@ -104,9 +107,12 @@ class DifferentialMapping:
             return ops.stack([ops.relu(n), ops.relu(-n)])
         return ops.stack([n, -n])
 
-    def dw_min(self, num_pulses):
-        """``w_max / N`` (one-sided) or ``2 w_max / N`` (push-pull, a pulse on each device)."""
-        return (1.0 if self.scheme == "one-sided" else 2.0) * self.w_max / num_pulses
+    def dw_min(self, device, dw=None):
+        """``w_max / N_p`` (one-sided: LTP only) or ``w_max (1/N_p + 1/N_d)``
+        (push-pull: an LTP and an LTD pulse)."""
+        if self.scheme == "one-sided":
+            return self.w_max / device.num_pulses
+        return self.w_max * (1.0 / device.num_pulses + 1.0 / device.num_pulses_ltd)
 
     def get_config(self):
         return {"scheme": self.name, "w_max": self.w_max, "pair_scheme": self.scheme}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 
 import keras
+import numpy as np
 from keras import ops, random
 from keras.saving import deserialize_keras_object, serialize_keras_object
 
@@ -138,23 +139,27 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
     def _build(self, var_list):
         self.inner_optimizer.build(var_list)
         super().build(var_list)
+        base_seed = self.seed if self.seed is not None else int(np.random.randint(2**31))
         device_vars = [v for v in var_list if self.include(v)]
-        states, applied, lost = [], [], []
-        for v in device_vars:
-            device = self.device_for(v)
+        devices, states, applied, lost = [], [], [], []
+        for i, v in enumerate(device_vars):
+            shape = self.mapping.state_shape(v.shape)
+            device = self.device_for(v).sample(shape, seed=[base_seed, i])  # D2D draws, fixed for life
             _, g0 = device.nearest_state(self.mapping.conductances(ops.cast(v.value, "float32")))
+            g0 = device.stuck_values(g0)
             states.append(
                 self.add_variable(
-                    shape=self.mapping.state_shape(v.shape),
+                    shape=shape,
                     initializer=lambda shape, dtype, g0=g0: ops.cast(g0, dtype),
                     dtype="float32",
                     name=f"{layer_name(v)}_conductance",
                 )
             )
-            v.assign(ops.cast(self.mapping.weights(g0), v.dtype))
+            v.assign(ops.cast(self.mapping.weights(device.read(g0)), v.dtype))
             applied.append(self.add_variable((), "zeros", "int64", name=f"{layer_name(v)}_pulses"))
             lost.append(self.add_variable((), "zeros", "int64", name=f"{layer_name(v)}_lost"))
-        self._device_vars, self._states = device_vars, states
+            devices.append(device)
+        self._device_vars, self._states, self._layer_devices = device_vars, states, devices
         self._applied, self._lost = applied, lost
         self._seed_generator = random.SeedGenerator(self.seed)
 
@@ -193,27 +198,56 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         """Program every device with the float drift since it was last programmed.
 
         For ``update="epoch"``: each weight that moved gets the pulses the rule
-        gives for ``w - mapping.weights(g)``, and the weight is set to the
-        device's value. The `ProgramDevices` callback calls this at epoch end.
+        gives for ``w - mapping.weights(read(g))``, and the weight is set to the
+        device's (noise-free) value. The `ProgramDevices` callback calls this at
+        epoch end.
         """
         self._program(
-            [v.value - ops.cast(self.mapping.weights(g.value), v.dtype) for v, g in zip(self._device_vars, self._states)]
+            [
+                v.value - ops.cast(self.mapping.weights(d.read(g.value)), v.dtype)
+                for v, g, d in zip(self._device_vars, self._states, self._layer_devices)
+            ]
         )
 
     def _program(self, weight_changes):
         rule = PULSE_RULES[self.pulses]
-        for v, g, applied, lost, dw in zip(self._device_vars, self._states, self._applied, self._lost, weight_changes):
-            device = self.device_for(v)
+        read_seed = self._seed_generator if self.update == "batch" else None  # next forward pass reads afresh
+        for v, g, device, applied, lost, dw in zip(
+            self._device_vars, self._states, self._layer_devices, self._applied, self._lost, weight_changes
+        ):
+            dw = ops.cast(dw, "float32")
             max_pulses = device.num_pulses if self.max_pulses is None else self.max_pulses
-            n = rule(ops.cast(dw, "float32"), self.mapping.dw_min(device.num_pulses), max_pulses, seed=self._seed_generator)
-            n = self.mapping.route(n)
-            g_old = g.value
-            g_new = device.pulse(g_old, n)
-            n_lost = ops.sum(device.pulses_lost(g_old, n))
+            n = self.mapping.route(rule(dw, self.mapping.dw_min(device, dw), max_pulses, seed=self._seed_generator))
+            g_new, n_lost = device.apply_pulses(g.value, n, seed=self._seed_generator)
+            n_lost = ops.sum(n_lost)
             applied.assign_add(ops.cast(ops.sum(ops.abs(n)) - n_lost, "int64"))
             lost.assign_add(ops.cast(n_lost, "int64"))
             g.assign(g_new)
-            v.assign(ops.cast(self.mapping.weights(g_new), v.dtype))
+            v.assign(ops.cast(self.mapping.weights(device.read(g_new, read_seed)), v.dtype))
+
+    @property
+    def has_read_noise(self) -> bool:
+        return any(d.read_noise > 0 for d in self._layer_devices)
+
+    def read_devices(self, noisy: bool = True):
+        """Set every device-mapped weight to a fresh read of its devices.
+
+        With ``noisy=True`` each read draws new read noise (`ExpDevice.read_noise`);
+        the stored conductances never change. `ProgramDevices` calls this before
+        every evaluation or prediction batch when read noise is on.
+        """
+        seed = self._seed_generator if noisy else None
+        for v, g, device in zip(self._device_vars, self._states, self._layer_devices):
+            v.assign(ops.cast(self.mapping.weights(device.read(g.value, seed)), v.dtype))
+
+    def stuck_counts(self) -> dict:
+        """Stuck devices per layer: ``{"stuck_gmin_<layer>": int, "stuck_gmax_<layer>": int}``."""
+        counts = {}
+        for v, device in zip(self._device_vars, self._layer_devices):
+            stuck = np.zeros(1) if device.stuck is None else device.stuck
+            counts[f"stuck_gmin_{layer_name(v)}"] = int(np.sum(stuck < 0))
+            counts[f"stuck_gmax_{layer_name(v)}"] = int(np.sum(stuck > 0))
+        return counts
 
     def pulse_counts(self, reset: bool = False) -> dict:
         """Pulses applied and lost at the bounds per layer since the last reset.

@@ -34,8 +34,9 @@ import numpy as np
 from devsim import io, plots
 from devsim.callbacks import ProgramDevices
 from devsim.data import DATASETS, load_dataset
-from devsim.devices import ExpDevice, LinearDevice
+from devsim.devices import ExpDevice
 from devsim.errors import ConfigError
+from devsim.presets import load_device
 from devsim.initializers import INITS, initial_states
 from devsim.mapping import DifferentialMapping, ReferenceMapping
 from devsim.models import DEFAULT_HIDDEN, build_mlp
@@ -46,6 +47,10 @@ from devsim.pulses import PULSE_RULES
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "adagrad", "adamw", "nadam")
 MAPPINGS = ("reference", "differential")
 MODEL_LABELS = {"linear": "linear device", "float": "float (ideal)"}
+DEVICE_FIELDS = (
+    "states", "states_ltd", "on_off", "c2c", "c2c_mode", "d2d", "d2d_range", "stuck_gmin", "stuck_gmax", "read_noise",
+)
+_FIELD_OPTIONS = {"A_p": "--ltp", "A_d": "--ltd", "stuck_gmin + stuck_gmax": "--stuck-gmin"}
 
 
 def _fail(option, message):
@@ -56,13 +61,25 @@ def _fail(option, message):
 class RunConfig:
     """Every parameter of a run. Field names are the CLI options without ``--``.
 
+    Device fields left at ``None`` come from ``device`` (a preset or JSON
+    file) or, without one, from `ExpDevice`'s defaults (linear, 101 states,
+    no non-idealities); given ones override the preset's.
+
     Args:
+        device: a preset name (see `devsim.presets.PRESETS`) or a device JSON file.
         ltp: LTP curvature ``A_p`` (> 0 saturating, < 0 accelerating, inf linear).
         ltd: LTD curvature ``A_d`` (same conventions, for depression).
         nl_ltp: NeuroSim LTP label instead of ``ltp`` (e.g. 2.4).
         nl_ltd: NeuroSim LTD label instead of ``ltd`` (e.g. -4.88).
         linear: use a linear device (``A_p = A_d = inf``).
         states: conductance levels per device (``N = states - 1`` pulses).
+        states_ltd: levels of the LTD branch, if different.
+        on_off: Gmax/Gmin.
+        c2c, c2c_mode: cycle-to-cycle sigma (fraction of range) and its scaling.
+        d2d: device-to-device sigma of the NL labels.
+        d2d_range: device-to-device relative sigma of the conductance range.
+        stuck_gmin, stuck_gmax: fractions of devices stuck at Gmin / Gmax.
+        read_noise: relative sigma of the multiplicative read noise.
         wmax: weight range, ``w = wmax (2g - 1)``.
         mapping: "reference" (one device and a mid-range reference) or
             "differential" (a one-sided pair, ``w = wmax (g+ - g-)``).
@@ -87,12 +104,22 @@ class RunConfig:
         eval_batch_size: batch size of the per-epoch evaluation.
     """
 
+    device: str | None = None
     ltp: float | None = None
     ltd: float | None = None
     nl_ltp: float | None = None
     nl_ltd: float | None = None
     linear: bool = False
-    states: int = 101
+    states: int | None = None
+    states_ltd: int | None = None
+    on_off: float | None = None
+    c2c: float | None = None
+    c2c_mode: str | None = None
+    d2d: float | None = None
+    d2d_range: float | None = None
+    stuck_gmin: float | None = None
+    stuck_gmax: float | None = None
+    read_noise: float | None = None
     wmax: float = 1.0
     mapping: str = "reference"
     update: str = "epoch"
@@ -126,7 +153,9 @@ class RunConfig:
             label = getattr(self, nl)
             if label is not None and not abs(label) < NL_MAX:
                 _fail(f"--{nl.replace('_', '-')}", f"NL label must be a number with |NL| < {NL_MAX:.2f}, got {label}")
-        _check_int("--states", self.states, 2)
+        for option in ("states", "states_ltd"):
+            if getattr(self, option) is not None:
+                _check_int(f"--{option.replace('_', '-')}", getattr(self, option), 2)
         _check_int("--epochs", self.epochs, 1)
         _check_int("--batch-size", self.batch_size, 1)
         _check_int("--eval-batch-size", self.eval_batch_size, 1)
@@ -155,22 +184,35 @@ class RunConfig:
             _fail("--activation", f"unknown Keras activation {self.activation!r} (e.g. relu, tanh, sigmoid)")
         if self.name is not None and (not self.name or "/" in self.name or self.name.startswith(".")):
             _fail("--name", f"must be a plain folder name, got {self.name!r}")
+        self.make_device()  # validates the device fields (and reads a device file) now
 
-    def device(self) -> ExpDevice:
-        """The requested device."""
+    def make_device(self) -> ExpDevice:
+        """The requested device: the preset or file, with the given fields overriding it."""
+        base = load_device(self.device) if self.device else ExpDevice()
+        fields = {f: getattr(self, f) for f in DEVICE_FIELDS if getattr(self, f) is not None}
         if self.linear:
-            return LinearDevice(self.states)
-        a_p = self.ltp if self.ltp is not None else (float(a_p_from_label(self.nl_ltp)) if self.nl_ltp is not None else math.inf)
-        a_d = self.ltd if self.ltd is not None else (float(a_d_from_label(self.nl_ltd)) if self.nl_ltd is not None else math.inf)
-        return ExpDevice(a_p, a_d, self.states)
+            fields.update(a_p=math.inf, a_d=math.inf)
+        if self.ltp is not None or self.nl_ltp is not None:
+            fields["a_p"] = self.ltp if self.ltp is not None else float(a_p_from_label(self.nl_ltp))
+        if self.ltd is not None or self.nl_ltd is not None:
+            fields["a_d"] = self.ltd if self.ltd is not None else float(a_d_from_label(self.nl_ltd))
+        if "states" in fields and self.states_ltd is None and base.states_ltd == base.states:
+            fields["states_ltd"] = fields["states"]  # a single --states sets both branches
+        try:
+            return dataclasses.replace(base, **fields)
+        except ValueError as exc:
+            field = str(exc).split()[0]
+            _fail(_FIELD_OPTIONS.get(field, f"--{field.replace('_', '-')}"), str(exc))
 
     def weight_mapping(self):
         return ReferenceMapping(self.wmax) if self.mapping == "reference" else DifferentialMapping(self.wmax)
 
     def device_slug(self) -> str:
-        """``ltp0.8_ltd0.8`` or ``linear``: the device part of default names."""
-        d = self.device()
-        return "linear" if d.describe() == "linear" else f"ltp{d.a_p:.4g}_ltd{d.a_d:.4g}"
+        """``ltp0.8_ltd0.8``, ``linear`` or the preset/file name: the device part of default names."""
+        d = self.make_device()
+        if d.name and self.ltp is None and self.ltd is None and self.nl_ltp is None and self.nl_ltd is None:
+            return d.name
+        return "linear" if math.isinf(d.a_p) and math.isinf(d.a_d) else f"ltp{d.a_p:.4g}_ltd{d.a_d:.4g}"
 
     def run_name(self) -> str:
         """``--name``, or ``<dataset>_<device>_<update>-<pulses>_s<seed>``."""
@@ -230,9 +272,10 @@ class EpochRecorder(keras.callbacks.Callback):
     devices hold. A non-finite loss stops training and sets `status`.
     """
 
-    def __init__(self, model_name, data, eval_batch_size, rows, on_row):
+    def __init__(self, model_name, data, eval_batch_size, rows, on_row, eval_callbacks=()):
         super().__init__()
         self.model_name, self.data, self.eval_batch_size = model_name, data, eval_batch_size
+        self.eval_callbacks = list(eval_callbacks)  # ProgramDevices: fresh device reads under read noise
         self.rows, self.on_row = rows, on_row
         self.status = "complete"
 
@@ -242,7 +285,9 @@ class EpochRecorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self._start
         logs = logs or {}
-        evaluate = functools.partial(self.model.evaluate, batch_size=self.eval_batch_size, verbose=0, return_dict=True)
+        evaluate = functools.partial(
+            self.model.evaluate, batch_size=self.eval_batch_size, verbose=0, return_dict=True, callbacks=self.eval_callbacks
+        )
         train = evaluate(self.data.x_train, self.data.y_train)
         test = evaluate(self.data.x_test, self.data.y_test)
         row = {
@@ -273,13 +318,17 @@ def _history_csv(rows) -> str:
     return buf.getvalue()
 
 
-def _train_model(model_name, device, config, data, states_p, rows, on_row):
-    """Build, initialize and train one model; returns (status, npz arrays)."""
+def _train_model(model_name, device, level_device, config, data, states_p, rows, on_row):
+    """Build, initialize (state ``p`` -> ``level_device.level(p)``) and train one model.
+
+    Returns:
+        (status, arrays for the npz file).
+    """
     keras.utils.set_random_seed(config.seed)
     mapping = config.weight_mapping()
     model = build_mlp(data.x_train.shape[1:], config.hidden, config.activation, use_bias=config.bias, name=f"mlp_{model_name.replace(' ', '_')}")
     for layer, p in zip([l for l in model.layers if hasattr(l, "kernel")], states_p):
-        g = (device or LinearDevice(config.states)).level(p.astype(np.float32))
+        g = level_device.level(p.astype(np.float32))
         layer.kernel.assign(ReferenceMapping(config.wmax).weights(g))
     inner = keras.optimizers.get({"class_name": config.optimizer, "config": {"learning_rate": config.lr}})
     callbacks = []
@@ -291,7 +340,7 @@ def _train_model(model_name, device, config, data, states_p, rows, on_row):
         )
         callbacks.append(ProgramDevices())
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    recorder = EpochRecorder(model_name, data, config.eval_batch_size, rows, on_row)
+    recorder = EpochRecorder(model_name, data, config.eval_batch_size, rows, on_row, eval_callbacks=callbacks[:1])
     callbacks.append(recorder)
     model.fit(
         data.x_train, data.y_train, epochs=config.epochs, batch_size=config.batch_size, shuffle=True, verbose=0, callbacks=callbacks
@@ -317,7 +366,7 @@ def run(config: RunConfig, echo=print, warn=None) -> Path:
         ConfigError, DataError: bad input, raised before anything is written.
     """
     warn = warn or (lambda m: print(m, file=sys.stderr))
-    device = config.device()
+    device = config.make_device()
     out = Path(config.out)
     final = out / config.run_name()
     data = load_dataset(config.dataset, config.data_dir, warn=warn)
@@ -328,8 +377,8 @@ def run(config: RunConfig, echo=print, warn=None) -> Path:
     partial.mkdir(parents=True)
     models = {"device": device}
     if config.baselines:
-        if device.describe() != "linear":
-            models["linear"] = LinearDevice(config.states)
+        if not _is_linear(device):
+            models["linear"] = linear_twin(device)
         models["float"] = None
     labels = {"device": legend_label(device), **MODEL_LABELS}
     record = {
@@ -366,7 +415,7 @@ def run(config: RunConfig, echo=print, warn=None) -> Path:
     t0 = time.perf_counter()
     for name, dev in models.items():
         echo(f"training {name} model ({labels[name]}) on {data.name}, {config.update} updates, {config.pulses} pulses")
-        status, arrays = _train_model(name, dev, config, data, states_p, rows, on_row)
+        status, arrays = _train_model(name, dev, dev or linear_twin(device), config, data, states_p, rows, on_row)
         statuses[name] = status
         with io.atomic_path(partial / f"states_{name}.npz") as tmp:
             np.savez_compressed(tmp, **arrays)
@@ -386,6 +435,15 @@ def run(config: RunConfig, echo=print, warn=None) -> Path:
     return final
 
 
+def _is_linear(device) -> bool:
+    return bool(np.all(np.isinf(device.a_p)) and np.all(np.isinf(device.a_d)))
+
+
+def linear_twin(device):
+    """The linear reference of a device: same levels and non-idealities, linear curves."""
+    return dataclasses.replace(device, a_p=math.inf, a_d=math.inf, name=None, source=None)
+
+
 def legend_label(device) -> str:
     """Figure legend text of a device, with A_p/A_d typeset as subscripts."""
     text = device.describe().replace("A_p", r"$A_\mathrm{p}$").replace("A_d", r"$A_\mathrm{d}$")
@@ -396,8 +454,8 @@ def plot_device_response(device, stem):
     """conductance.png/pdf: the device's LTP/LTD cycle, and the linear device dashed."""
     pulse, g = device.response()
     curves = [{"label": legend_label(device), "pulse": pulse, "g": g}]
-    if device.describe() != "linear":
-        p_lin, g_lin = LinearDevice(device.states).response()
+    if not _is_linear(device):
+        p_lin, g_lin = linear_twin(device).response()
         curves.append({"label": "linear device", "pulse": p_lin, "g": g_lin, "style": "dashed"})
     return plots.plot_conductance(curves, stem)
 

@@ -108,6 +108,12 @@ BAD = [
     (["--ltp", "0.5", "--nl-ltp", "2"], "--ltp"),
     (["--linear", "--ltp", "2"], "--linear"),
     (["--epochs", "two"], "--epochs"),
+    (["--c2c", "-0.1"], "--c2c"),
+    (["--stuck-gmin", "1.5"], "--stuck-gmin"),
+    (["--on-off", "0.5"], "--on-off"),
+    (["--device", "no-such-device"], "--device"),
+    (["--device", "missing.json"], "--device"),
+    (["--states-ltd", "1"], "--states-ltd"),
 ]
 
 
@@ -152,3 +158,20 @@ def test_device_command(tmp_path, capsys):
     assert (tmp_path / "agsi/conductance.png").exists() and (tmp_path / "agsi/conductance.pdf").exists()
     code, _, err = call(["device", "--ltp", "0", "--out", str(tmp_path)], capsys)
     assert code == 2 and "--ltp" in err
+
+
+def test_preset_and_device_file_with_overrides(tmp_path, capsys):
+    code, out, _ = call(["devices"], capsys)
+    assert code == 0 and "ag-si" in out and "Jo et al." in out and "epiram" in out
+    code, out, err = call(["device", "--device", "ag-si", "--out", str(tmp_path), "--save", str(tmp_path / "mine.json")], capsys)
+    assert code == 0 and "NL_LTD = -4.88" in out and "c2c 0.035" in out
+    code, out, err = call(["run", "--device", str(tmp_path / "mine.json"), "--c2c", "0", "--states", "33", *SMALL[:6],
+                           "--no-baselines", "--out", str(tmp_path), "--name", "r"], capsys)
+    assert code == 0, err
+    config = json.loads((tmp_path / "r/config.json").read_text())
+    assert config["device"]["name"] == "ag-si" and config["device"]["c2c"] == 0 and config["device"]["states"] == 33
+    assert config["device"]["a_p"] == pytest.approx(0.4992, abs=1e-3) and config["device"]["on_off"] == 12.5
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    code, _, err = call(["run", "--device", str(bad), "--out", str(tmp_path / "x")], capsys)
+    assert code == 2 and "--device" in err and len(err.strip().splitlines()) == 1

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from keras import ops, random
 
+from devsim.devices import ExpDevice, LinearDevice
 from devsim.mapping import DifferentialMapping, ReferenceMapping
 from devsim.pulses import proportional_pulses, sign_pulses, stochastic_pulses
 
@@ -42,7 +43,8 @@ def test_reference_mapping():
     g = np.float32([0, 0.25, 0.5, 1])
     np.testing.assert_allclose(npy(m.weights(g)), [-0.5, -0.25, 0, 0.5])
     np.testing.assert_allclose(npy(m.conductances(np.float32([-0.5, 0, 0.5, 9]))), [0, 0.5, 1, 1])
-    assert m.dw_min(100) == pytest.approx(0.01)
+    assert m.dw_min(LinearDevice(101)) == pytest.approx(0.01)
+    np.testing.assert_allclose(npy(m.dw_min(ExpDevice(states=101, states_ltd=51), np.float32([1, -1]))), [0.01, 0.02])
     with pytest.raises(ValueError, match="w_max"):
         ReferenceMapping(0)
 
