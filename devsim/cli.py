@@ -46,29 +46,73 @@ def _hidden(ctx, param, value):
         raise click.BadParameter(f"must be comma-separated layer widths such as 128 or 256,128, got {value!r}") from None
 
 
-def device_options(f):
-    """The options that define a device (shared by `run` and `device`)."""
-    options = [
-        click.option("--device", default=None, help="A preset (see `devsim devices`) or a device JSON file; other options override it."),
-        click.option("--ltp", type=float, default=None, help="LTP curvature A_p: > 0 saturating, < 0 accelerating, inf linear."),
-        click.option("--ltd", type=float, default=None, help="LTD curvature A_d (same conventions). Unset: inf."),
-        click.option("--nl-ltp", type=float, default=None, help="NeuroSim LTP label instead of --ltp (e.g. 2.4)."),
-        click.option("--nl-ltd", type=float, default=None, help="NeuroSim LTD label instead of --ltd (e.g. -4.88)."),
-        click.option("--linear", is_flag=True, help="Linear device (A_p = A_d = inf)."),
-        click.option("--states", type=int, default=None, help="Conductance levels per device (N = states - 1 pulses). Default 101."),
-        click.option("--states-ltd", type=int, default=None, help="Levels of the LTD branch, if it differs."),
-        click.option("--on-off", type=float, default=None, help="On/off ratio Gmax/Gmin (default inf: Gmin = 0)."),
-        click.option("--c2c", type=float, default=None, help="Cycle-to-cycle sigma, fraction of range, per sqrt(pulse)."),
-        click.option("--c2c-mode", default=None, help="sqrt (NeuroSim: sigma*sqrt(n)) or step (sigma proportional to the step)."),
-        click.option("--d2d", type=float, default=None, help="Device-to-device sigma of the NL labels."),
-        click.option("--d2d-range", type=float, default=None, help="Device-to-device relative sigma of the conductance range."),
-        click.option("--stuck-gmin", type=float, default=None, help="Fraction of devices stuck at Gmin."),
-        click.option("--stuck-gmax", type=float, default=None, help="Fraction of devices stuck at Gmax."),
-        click.option("--read-noise", type=float, default=None, help="Relative sigma of multiplicative read noise (every forward pass)."),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+# Every run option once: (flag, type, default, help). `run` takes one value of
+# each; `sweep` takes a comma-separated list of values of any of them.
+DEVICE_OPTIONS = [
+    ("--device", str, None, "A preset (see `devsim devices`) or a device JSON file; other options override it."),
+    ("--ltp", float, None, "LTP curvature A_p: > 0 saturating, < 0 accelerating, inf linear."),
+    ("--ltd", float, None, "LTD curvature A_d (same conventions). Unset: inf."),
+    ("--nl-ltp", float, None, "NeuroSim LTP label instead of --ltp (e.g. 2.4)."),
+    ("--nl-ltd", float, None, "NeuroSim LTD label instead of --ltd (e.g. -4.88)."),
+    ("--linear", "flag", False, "Linear device (A_p = A_d = inf)."),
+    ("--states", int, None, "Conductance levels per device (N = states - 1 pulses). Default 101."),
+    ("--states-ltd", int, None, "Levels of the LTD branch, if it differs."),
+    ("--on-off", float, None, "On/off ratio Gmax/Gmin (default inf: Gmin = 0)."),
+    ("--c2c", float, None, "Cycle-to-cycle sigma, fraction of range, per sqrt(pulse)."),
+    ("--c2c-mode", str, None, "sqrt (NeuroSim: sigma*sqrt(n)) or step (sigma proportional to the step)."),
+    ("--d2d", float, None, "Device-to-device sigma of the NL labels."),
+    ("--d2d-range", float, None, "Device-to-device relative sigma of the conductance range."),
+    ("--stuck-gmin", float, None, "Fraction of devices stuck at Gmin."),
+    ("--stuck-gmax", float, None, "Fraction of devices stuck at Gmax."),
+    ("--read-noise", float, None, "Relative sigma of multiplicative read noise (every forward pass)."),
+]
+TRAINING_OPTIONS = [
+    ("--wmax", float, 1.0, "Weight range: w = wmax (2g - 1)."),
+    ("--mapping", str, "reference", "reference (one device vs mid-range reference) or differential (pair)."),
+    ("--update", str, "epoch", "epoch: float epoch, then program (the original study); batch: program every mini-batch."),
+    ("--pulses", str, None, "sign, proportional or stochastic. Default: sign (epoch), stochastic (batch)."),
+    ("--max-pulses", int, None, "Most pulses per device per update (default: N)."),
+    ("--dataset", str, "mnist", "mnist, mnist-5k, fashion-mnist or cifar10."),
+    ("--data-dir", str, None, "Folder with the dataset files (else $DEVSIM_DATA_DIR, the Keras cache, or download)."),
+    ("--epochs", int, 20, "Training epochs."),
+    ("--batch-size", int, 32, "Mini-batch size."),
+    ("--lr", float, 0.01, "Learning rate of the inner optimizer."),
+    ("--optimizer", str, "sgd", "sgd, adam, rmsprop, adagrad, adamw or nadam."),
+    ("--hidden", "hidden", None, "Hidden widths, e.g. 128 or 256,128 (default 128; cifar10 256,128,64,32)."),
+    ("--activation", str, "relu", "Hidden-layer activation."),
+    ("--crop", int, None, "Keep the central CROP x CROP pixels (20: NeuroSim's 400 inputs)."),
+    ("--bias/--no-bias", "bool", False, "Give layers (float) biases; the original study had none."),
+    ("--init", str, "uniform", "uniform random states, or glorot quantized to the nearest state."),
+    ("--seed", int, 0, "Seed of initial states, data order and all noise."),
+    ("--baselines/--no-baselines", "bool", True, "Also train the linear-device and float references."),
+]
+
+
+def _option(flag, kind, default, help, as_list=False):
+    if as_list:  # sweep: text, parsed into a list of values per field
+        if kind in ("flag", "bool"):
+            return click.option(flag, default=None, type=bool, help=f"{help} Fixed for the whole sweep.")
+        sep = "/-separated list" if kind == "hidden" else "comma-separated list"
+        return click.option(flag.split("/")[0], default=None, help=f"{help} A {sep} sweeps it.")
+    if kind == "flag":
+        return click.option(flag, is_flag=True, help=help)
+    if kind == "bool":
+        return click.option(flag, default=default, show_default=True, help=help)
+    if kind == "hidden":
+        return click.option(flag, callback=_hidden, default=None, help=help)
+    return click.option(flag, type=kind, default=default, show_default=default is not None, help=help)
+
+
+def options(specs, as_list=False):
+    def decorate(f):
+        for spec in reversed(specs):
+            f = _option(*spec, as_list=as_list)(f)
+        return f
+
+    return decorate
+
+
+device_options = options(DEVICE_OPTIONS)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -78,24 +122,7 @@ def cli():
 
 
 @cli.command()
-@device_options
-@click.option("--wmax", type=float, default=1.0, show_default=True, help="Weight range: w = wmax (2g - 1).")
-@click.option("--mapping", default="reference", show_default=True, help="reference (one device vs mid-range reference) or differential (pair).")
-@click.option("--update", default="epoch", show_default=True, help="epoch: float epoch, then program (the original study); batch: program every mini-batch.")
-@click.option("--pulses", default=None, help="sign, proportional or stochastic. Default: sign (epoch), stochastic (batch).")
-@click.option("--max-pulses", type=int, default=None, help="Most pulses per device per update (default: N).")
-@click.option("--dataset", default="mnist", show_default=True, help="mnist, mnist-5k, fashion-mnist or cifar10.")
-@click.option("--data-dir", default=None, help="Folder with the dataset files (else $DEVSIM_DATA_DIR, the Keras cache, or download).")
-@click.option("--epochs", type=int, default=20, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--lr", type=float, default=0.01, show_default=True, help="Learning rate of the inner optimizer.")
-@click.option("--optimizer", default="sgd", show_default=True, help="sgd, adam, rmsprop, adagrad, adamw or nadam.")
-@click.option("--hidden", callback=_hidden, default=None, help="Hidden widths, e.g. 128 or 256,128 (default 128; cifar10 256,128,64,32).")
-@click.option("--activation", default="relu", show_default=True, help="Hidden-layer activation.")
-@click.option("--bias/--no-bias", default=False, show_default=True, help="Give layers (float) biases; the original study had none.")
-@click.option("--init", default="uniform", show_default=True, help="uniform random states, or glorot quantized to the nearest state.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--baselines/--no-baselines", default=True, show_default=True, help="Also train the linear-device and float references.")
+@options(DEVICE_OPTIONS + TRAINING_OPTIONS)
 @click.option("--out", default="results", show_default=True, help="Results root folder.")
 @click.option("--name", default=None, help="Run folder name (default: built from the parameters).")
 def run(**options):
@@ -120,11 +147,81 @@ def run(**options):
 
 
 @cli.command()
+@options(DEVICE_OPTIONS + TRAINING_OPTIONS, as_list=True)
+@click.option("--seeds", default=None, help="Seeds to repeat every configuration with, e.g. 0,1,2 (same as --seed 0,1,2).")
+@click.option("--file", "sweep_file", default=None, help="TOML sweep file ([fixed] and [sweep] tables); options given here override [fixed].")
+@click.option("--workers", type=int, default=1, show_default=True, help="Local processes running runs in parallel.")
+@click.option("--scheduler", default=None, help="Address of a running Dask scheduler (tcp://host:8786) to run the runs on.")
+@click.option("--out", default="results", show_default=True, help="Results root folder.")
+@click.option("--name", default=None, help="Sweep folder name (default: from the file name or the swept options).")
+def sweep(seeds, sweep_file, workers, scheduler, out, name, **options):
+    """Run the grid of every combination of the listed values; resumable.
+
+    Example: devsim sweep --ltp 0.1,0.5,inf --ltd 0.1,0.5,inf --seeds 0,1,2 --epochs 20.
+    Writes OUT/NAME/ with sweep.json, summary.csv and one run folder per configuration;
+    running it again skips finished runs.
+    """
+    from devsim.sweep import Sweep, parse_list, run_sweep
+
+    if seeds is not None:
+        if options.get("seed") is not None:
+            raise click.UsageError("give --seeds or --seed, not both")
+        options["seed"] = seeds
+    swept, fixed = {}, {}
+    for key, text in options.items():
+        if text is None:
+            continue
+        if isinstance(text, bool):
+            fixed[key] = text
+            continue
+        values = parse_list(key, text)
+        (swept if len(values) > 1 else fixed)[key] = values if len(values) > 1 else values[0]
+    if sweep_file:
+        spec = Sweep.from_file(sweep_file, overrides=fixed)
+        spec.parameters.update(swept)
+        for key in swept:
+            spec.fixed.pop(key, None)
+        if name:
+            spec.name = name
+    else:
+        default = "sweep_" + "_".join(k for k in swept if k != "seed") if len(swept) > ("seed" in swept) else "sweep_seeds"
+        spec = Sweep(name or default, swept, fixed)
+    with _quiet_stderr():
+        folder = run_sweep(spec, out=out, workers=workers, scheduler=scheduler, echo=lambda m: click.echo(m))
+    click.echo(f"results: {folder}/ (summary.csv; figures: devsim plot {folder})")
+    return 0
+
+
+@cli.command()
+@click.argument("csv_file", metavar="CSV")
+@click.option("--out", default=None, help="Folder for device.json and fit.png/pdf (default: results/fit_<csv name>).")
+@click.option("--name", default=None, help="Device name (default: the CSV file name).")
+def fit(csv_file, out, name):
+    """Fit measured pulse data (CSV: pulse, conductance, direction[, cycle]) to the device model.
+
+    Writes device.json (use it with --device) and fit.png/pdf overlaying data and curves.
+    """
+    from pathlib import Path
+
+    with _quiet_stderr():
+        from devsim import fitting
+
+    data = fitting.read_pulse_csv(csv_file)
+    result = fitting.fit_pulse_data(data, source=str(csv_file))
+    folder = Path(out or f"results/fit_{Path(csv_file).stem}")
+    paths = fitting.write_fit(result, data, folder, name=name)
+    click.echo(result.summary())
+    click.echo("written: " + ", ".join(str(p) for p in paths.values()))
+    click.echo(f"next: devsim run --device {paths['device']}")
+    return 0
+
+
+@cli.command()
 @device_options
 @click.option("--out", default="results", show_default=True, help="Folder for conductance.png/pdf.")
 @click.option("--name", default=None, help="Subfolder name (default: device_<parameters>).")
 @click.option("--save", default=None, help="Also write the device as JSON to this file (for --device).")
-def device(out, name, save, **options):
+def device(out, name, save, **options):  # noqa: F811 - the command, not the option
     """Show a device's LTP/LTD response and NeuroSim labels, without training."""
     from pathlib import Path
 
@@ -185,13 +282,14 @@ def main(argv=None):
     """Console entry point: click, with one-line errors and exit status 2."""
     from devsim.data import DataError
     from devsim.errors import ConfigError
+    from devsim.fitting import FitError
 
     try:
         status = cli.main(args=argv, prog_name="devsim", standalone_mode=False)
     except click.ClickException as exc:
         click.echo(f"Error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
-    except (ConfigError, DataError) as exc:
+    except (ConfigError, DataError, FitError) as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
     except click.Abort:

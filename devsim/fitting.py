@@ -25,9 +25,11 @@ and ``states_ltd = N_d + 1``. Example (``examples/pulses_example.csv``)::
 
     cycle,direction,pulse,conductance
     1,ltp,0,2.000000e-06
-    1,ltp,1,2.689e-06
+    1,ltp,1,2.773866e-06
     ...
-    1,ltd,0,2.001e-05
+    1,ltp,64,2.052556e-05
+    1,ltd,0,2.052556e-05
+    1,ltd,1,1.932359e-05
     ...
 
 Model
@@ -74,6 +76,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -296,7 +299,7 @@ def _jacobian(theta, x, up):
 
 
 def _a_of_u(u):
-    return math.inf if u == 0 else 1.0 / u
+    return math.inf if u == 0 else 1.0 / float(u)
 
 
 # --------------------------------------------------------------------------- result
@@ -330,6 +333,7 @@ class FitResult:
     nl_ltp_err: float = 0.0
     nl_ltd_err: float = 0.0
     n_cycles: int = 1
+    notes: list = dataclasses.field(default_factory=list)
 
     @property
     def on_off(self) -> float:
@@ -368,6 +372,8 @@ class FitResult:
             "n_cycles": self.n_cycles,
             "noise_model": "random walk: each pulse adds N(0, c2c * (g_max - g_min)) to the curve step",
         }
+        if self.notes:
+            config["fit"]["notes"] = list(self.notes)
         return config
 
     def summary(self) -> str:
@@ -398,7 +404,8 @@ def _check_branches(pulse, g, direction, where):
         name = _BRANCH[d]
         count = int(sel.sum())
         if count < MIN_POINTS:
-            raise FitError(f"{where}: the {name} branch has {count} point{'s' * (count != 1)}; need at least {MIN_POINTS}")
+            plural = "" if count == 1 else "s"
+            raise FitError(f"{where}: the {name} branch has {count} point{plural}; need at least {MIN_POINTS}")
         p, gd = pulse[sel], g[sel]
         distinct = np.unique(p).size
         if distinct < MIN_POINTS:
@@ -530,11 +537,18 @@ def fit_pulse_data(data: dict, source="") -> FitResult:
     err = np.sqrt(np.clip(variance, 0.0, None))
 
     g_min, g_max = lo + span * theta[0], lo + span * theta[1]
-    u_p, u_d = theta[2], theta[3]
+    u_p, u_d = float(theta[2]), float(theta[3])
     a_p, a_d = _a_of_u(u_p), _a_of_u(u_d)
     a_err = [math.inf if u == 0 else e / u**2 for u, e in ((u_p, err[2]), (u_d, err[3]))]
     nl_p, nl_d = float(nonlinearity.ltp_label(a_p)), float(nonlinearity.ltd_label(a_d))
-    nl_err = [_label_err(label, u, e) for label, u, e in ((nonlinearity.ltp_label, u_p, err[2]), (nonlinearity.ltd_label, u_d, err[3]))]
+    notes = [
+        f"{where}: the {name} curvature hit the fit bound |A| = {1 / U_BOUND:g} (a near-step response); "
+        f"{sym} is a limit, not a measurement"
+        for name, sym, u in (("ltp", "A_p", u_p), ("ltd", "A_d", u_d)) if abs(u) >= U_BOUND * (1 - 1e-9)
+    ]
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
+    nl_err = [_label_err(nonlinearity.ltp_label, u_p, err[2]), _label_err(nonlinearity.ltd_label, u_d, err[3])]
     return FitResult(
         g_min=float(g_min), g_max=float(g_max), a_p=a_p, a_d=a_d,
         g_min_err=float(span * err[0]), g_max_err=float(span * err[1]),
@@ -542,7 +556,7 @@ def fit_pulse_data(data: dict, source="") -> FitResult:
         states=n_p + 1, states_ltd=n_d + 1, nl_ltp=nl_p, nl_ltd=nl_d,
         c2c=float(c2c), rmse=float(span * np.sqrt(np.mean(resid**2))), n_points=int(z.size),
         source=str(source), nl_ltp_err=nl_err[0], nl_ltd_err=nl_err[1],
-        n_cycles=int(np.unique(cycle).size),
+        n_cycles=int(np.unique(cycle).size), notes=notes,
     )
 
 
@@ -551,8 +565,7 @@ def _label_err(label, u, err):
     if err == 0:
         return 0.0
     h = max(1e-4, 1e-3 * abs(u))
-    a = lambda v: _a_of_u(v) if v != 0 else math.inf  # noqa: E731
-    d = (float(label(a(u + h))) - float(label(a(u - h)))) / (2 * h)
+    d = (float(label(_a_of_u(u + h))) - float(label(_a_of_u(u - h)))) / (2 * h)
     return float(abs(d) * err)
 
 
@@ -567,10 +580,18 @@ def fit_csv(path) -> FitResult:
 def _scale(values):
     """Factor (a power of 1000) and its axis-label suffix for conductances of this size."""
     top = float(np.max(np.abs(values)))
-    if top == 0 or 1e-2 <= top < 1e4:
+    if top == 0 or 0.1 <= top < 1e4:
         return 1.0, ""
     exponent = 3 * math.floor(math.log10(top) / 3)
     return 10.0**exponent, rf" ($\times 10^{{{exponent}}}$)"
+
+
+def _pm(value, err):
+    """``value \\pm err`` (mathtext) with the value rounded to the error's precision."""
+    if not (math.isfinite(err) and err > 0):
+        return f"{value:.3g}"
+    digits = max(0, 1 - math.floor(math.log10(err)))
+    return f"{value:.{digits}f} \\pm {err:.{digits}f}"
 
 
 def _fit_figure(data, result):
@@ -599,19 +620,25 @@ def _fit_figure(data, result):
                                      (-1, OKABE_ITO[1], n_d, result.a_d, result.nl_ltd, "d")):
         sel = direction == d
         ax.plot(x_axis[sel], g[sel] / factor, ls="none", marker="o", ms=marker_size, mew=0,
-                color=color, alpha=alpha, zorder=2, rasterized=g.size > 5000)
+                color=color, alpha=alpha, zorder=2, clip_on=False, rasterized=g.size > 5000)
         q = np.linspace(0, n, max(200, 4 * n + 1))
         curve = _model(theta, q / n, np.full(q.shape, d > 0))
-        ax.plot(np.where(d > 0, q, n_p + q), curve / factor, color="white", lw=2.6 * lw, zorder=3, solid_capstyle="round")
         ax.plot(np.where(d > 0, q, n_p + q), curve / factor, color=color, lw=lw, zorder=4)
-        a_text = "\\infty" if math.isinf(a) else f"{a:.3g}"
-        labels.append(f"{'LTP' if d > 0 else 'LTD'}: $A_{sym} = {a_text}$, NL {nl:+.2f}")
+        err = result.a_p_err if d > 0 else result.a_d_err
+        a_text = "\\infty" if math.isinf(a) else _pm(a, err)
+        nl_text = f"{nl:+.2f}".replace("-", "\u2212")
+        labels.append(f"{'LTP' if d > 0 else 'LTD'} fit: $A_{sym} = {a_text}$ (NL {nl_text})")
         handles.append((Line2D([], [], ls="none", marker="o", ms=3, mew=0, color=color, alpha=max(alpha, 0.6)),
                         Line2D([], [], color=color, lw=lw)))
     ax.axvline(n_p, color="0.5", lw=0.6, ls=":", zorder=0)
     ax.axvspan(n_p, n_p + n_d, color="0.95", lw=0, zorder=-1)
     ax.set_xlim(0, n_p + n_d)
-    ax.set_xlabel("Pulse number (LTP, then LTD)")
+    lo, hi = (min(g.min(), result.g_min) / factor, max(g.max(), result.g_max) / factor)
+    ax.set_ylim(lo - 0.04 * (hi - lo), hi + 0.14 * (hi - lo))  # headroom for the LTP/LTD tags
+    text = dict(transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=8, color="0.3")
+    ax.text(n_p / 2, 0.98, "LTP", **text)
+    ax.text(n_p + n_d / 2, 0.98, "LTD", **text)
+    ax.set_xlabel("Pulse number")
     ax.set_ylabel("Conductance" + suffix)
     ax.legend(handles, labels, handler_map={tuple: HandlerTuple(ndivide=None, pad=0.6)},
               loc="lower left", bbox_to_anchor=(0, 1.01), ncols=1, frameon=False, borderaxespad=0,

@@ -95,6 +95,7 @@ class RunConfig:
         hidden: hidden layer widths; default (128,) or the tutorial's
             (256, 128, 64, 32) for cifar10.
         activation: hidden activation (any Keras activation name).
+        crop: keep the central ``crop x crop`` pixels (20 gives NeuroSim's 400 inputs).
         bias: give the layers biases (kept in float); the study had none.
         init: "uniform" random states (the study) or "glorot" quantized.
         seed: seed of initial states, data order and stochastic rounding.
@@ -133,6 +134,7 @@ class RunConfig:
     optimizer: str = "sgd"
     hidden: tuple | None = None
     activation: str = "relu"
+    crop: int | None = None
     bias: bool = False
     init: str = "uniform"
     seed: int = 0
@@ -182,6 +184,11 @@ class RunConfig:
             keras.activations.get(self.activation)
         except ValueError:
             _fail("--activation", f"unknown Keras activation {self.activation!r} (e.g. relu, tanh, sigmoid)")
+        if self.crop is not None:
+            _check_int("--crop", self.crop, 1)
+            side = 32 if self.dataset == "cifar10" else 28
+            if self.crop > side:
+                _fail("--crop", f"must be at most the image side {side}, got {self.crop}")
         if self.name is not None and (not self.name or "/" in self.name or self.name.startswith(".")):
             _fail("--name", f"must be a plain folder name, got {self.name!r}")
         self.make_device()  # validates the device fields (and reads a device file) now
@@ -326,7 +333,9 @@ def _train_model(model_name, device, level_device, config, data, states_p, rows,
     """
     keras.utils.set_random_seed(config.seed)
     mapping = config.weight_mapping()
-    model = build_mlp(data.x_train.shape[1:], config.hidden, config.activation, use_bias=config.bias, name=f"mlp_{model_name.replace(' ', '_')}")
+    model = build_mlp(
+        data.x_train.shape[1:], config.hidden, config.activation, use_bias=config.bias, crop=config.crop, name=f"mlp_{model_name}"
+    )
     for layer, p in zip([l for l in model.layers if hasattr(l, "kernel")], states_p):
         g = level_device.level(p.astype(np.float32))
         layer.kernel.assign(ReferenceMapping(config.wmax).weights(g))
@@ -396,7 +405,7 @@ def run(config: RunConfig, echo=print, warn=None) -> Path:
 
     states_p = [
         initial_states(shape, device, config.init, seed=config.seed + i, w_max=config.wmax)
-        for i, shape in enumerate(_kernel_shapes(data.x_train.shape[1:], config.hidden))
+        for i, shape in enumerate(_kernel_shapes(data.x_train.shape[1:], config.hidden, config.crop))
     ]
     rows, statuses = [], {}
 
@@ -414,7 +423,8 @@ def run(config: RunConfig, echo=print, warn=None) -> Path:
 
     t0 = time.perf_counter()
     for name, dev in models.items():
-        echo(f"training {name} model ({labels[name]}) on {data.name}, {config.update} updates, {config.pulses} pulses")
+        what = device.describe() if name == "device" else MODEL_LABELS[name]
+        echo(f"training {name} model ({what}) on {data.name}, {config.update} updates, {config.pulses} pulses")
         status, arrays = _train_model(name, dev, dev or linear_twin(device), config, data, states_p, rows, on_row)
         statuses[name] = status
         with io.atomic_path(partial / f"states_{name}.npz") as tmp:
@@ -460,8 +470,9 @@ def plot_device_response(device, stem):
     return plots.plot_conductance(curves, stem)
 
 
-def _kernel_shapes(input_shape, hidden):
-    sizes = [int(np.prod(input_shape)), *hidden, 10]
+def _kernel_shapes(input_shape, hidden, crop=None):
+    inputs = int(np.prod(input_shape)) if not crop else crop * crop * int(np.prod(input_shape[2:]))
+    sizes = [inputs, *hidden, 10]
     return [(a, b) for a, b in zip(sizes[:-1], sizes[1:])]
 
 

@@ -1,0 +1,328 @@
+"""Sweeps: the grid of run configurations, resumable, on one process, N processes or a Dask cluster.
+
+A `Sweep` is a set of fixed `RunConfig` fields plus lists of values for the
+swept ones; its runs are the Cartesian product. Each run is an ordinary
+`devsim run` whose folder is named by a stable hash of its full configuration,
+so the same run always lands in the same place::
+
+    results/<sweep name>/
+        sweep.json         the sweep: swept values, fixed fields, run hash -> swept values
+        summary.csv        one row per run, model and epoch; every swept field is a column
+        <hash>/            a run folder (config.json, history.csv, states_*.npz, figures)
+
+A run is finished when ``<hash>/config.json`` exists: run folders are written
+as ``<hash>.partial`` and renamed when done, so a killed sweep (Ctrl-C,
+``kill -9``) loses no finished run and leaves nothing that looks finished.
+Running the same sweep again skips finished runs (complete, or stopped on a
+NaN loss) and retries failed ones. A run that raises is recorded as failed,
+with its error, in ``<hash>/config.json`` and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import hashlib
+import io as _io
+import itertools
+import json
+import math
+import sys
+import time
+import tomllib
+import traceback
+from pathlib import Path
+
+from devsim import io
+from devsim.errors import ConfigError
+
+FINISHED = ("complete", "diverged")
+SUMMARY_METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds")
+
+
+def _fields():
+    from devsim.run import RunConfig
+
+    return {f.name: f for f in dataclasses.fields(RunConfig)}
+
+
+def sweepable() -> dict:
+    """RunConfig fields a sweep may vary, with their value type."""
+    types = {}
+    for name, field in _fields().items():
+        if name in ("out", "name"):
+            continue
+        t = str(field.type)
+        types[name] = (
+            bool if "bool" in t else int if t.startswith("int") else float if t.startswith("float") else tuple if "tuple" in t else str
+        )
+    return types
+
+
+def parse_value(field: str, text, option=None):
+    """One value of `field` from CLI/TOML text (``"inf"`` for floats, ``128,64`` for hidden)."""
+    kind = sweepable().get(field)
+    option = option or f"--{field.replace('_', '-')}"
+    if kind is None:
+        raise ConfigError(f"{option}: not a run option that can be swept")
+    if not isinstance(text, str):
+        return tuple(int(x) for x in text) if kind is tuple and isinstance(text, list) else text
+    try:
+        if kind is float:
+            return float(text)
+        if kind is int:
+            return int(text)
+        if kind is bool:
+            return {"true": True, "false": False, "1": True, "0": False}[text.lower()]
+        if kind is tuple:
+            return tuple(int(x) for x in text.replace("x", ",").split(","))
+    except (ValueError, KeyError):
+        raise ConfigError(f"{option}: {text!r} is not a valid {kind.__name__}") from None
+    return text
+
+
+def parse_list(field: str, text: str, option=None) -> list:
+    """``"0.1,0.5,inf"`` -> ``[0.1, 0.5, inf]``. Hidden-layer lists are separated by ``/``
+    (``--hidden 64/128/256,128``), everything else by commas."""
+    parts = text.split("/") if field == "hidden" else text.split(",")
+    return [parse_value(field, p.strip(), option) for p in parts if p.strip()]
+
+
+def _canonical(value):
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+@dataclasses.dataclass
+class Sweep:
+    """A grid of runs.
+
+    Args:
+        name: sweep folder name.
+        parameters: swept `RunConfig` fields -> list of values (the grid axes).
+        fixed: `RunConfig` fields held fixed (``out`` and ``name`` are the sweep's).
+    """
+
+    name: str
+    parameters: dict
+    fixed: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.parameters:
+            raise ConfigError("sweep: give at least one option with a list of values (e.g. --ltp 0.1,0.5,inf or --seeds 0,1,2)")
+        for key, values in self.parameters.items():
+            if not values:
+                raise ConfigError(f"--{key.replace('_', '-')}: the list of values is empty")
+        both = set(self.parameters) & set(self.fixed)
+        if both:
+            raise ConfigError(f"--{sorted(both)[0].replace('_', '-')}: given both as swept and fixed")
+        if not self.name or "/" in self.name or self.name.startswith("."):
+            raise ConfigError(f"--name: must be a plain folder name, got {self.name!r}")
+
+    @classmethod
+    def from_file(cls, path, overrides=None) -> "Sweep":
+        """Read a TOML sweep file::
+
+            name = "nonlinearity"
+            [fixed]
+            dataset = "mnist"
+            epochs = 20
+            [sweep]
+            ltp = [0.1, 0.5, "inf"]
+            seed = [0, 1, 2]
+        """
+        path = Path(path)
+        try:
+            spec = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"--file: no such file {path}") from None
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"--file: {path} is not a readable TOML sweep file ({exc})") from None
+        unknown = set(spec) - {"name", "fixed", "sweep"}
+        if unknown:
+            raise ConfigError(f"--file: {path}: unknown table or key {sorted(unknown)[0]!r} (allowed: name, [fixed], [sweep])")
+
+        def values(field, v):
+            return [parse_value(field, x, f"--file {path.name}: {field}") for x in (v if isinstance(v, list) else [v])]
+
+        parameters = {k: values(k, v) for k, v in spec.get("sweep", {}).items()}
+        fixed = {k: parse_value(k, v, f"--file {path.name}: {k}") for k, v in spec.get("fixed", {}).items()}
+        fixed.update(overrides or {})
+        return cls(spec.get("name", path.stem), parameters, fixed)
+
+    def runs(self) -> list:
+        """``[(hash, swept values, RunConfig), ...]`` in grid order. Validates every config."""
+        from devsim.run import RunConfig
+
+        keys = list(self.parameters)
+        runs = []
+        for combo in itertools.product(*(self.parameters[k] for k in keys)):
+            swept = dict(zip(keys, combo))
+            config = RunConfig(**self.fixed, **swept)
+            h = run_hash(config)
+            runs.append((h, swept, config))
+        return runs
+
+    def to_dict(self, runs) -> dict:
+        return {
+            "name": self.name,
+            "parameters": {k: [_canonical(v) for v in vs] for k, vs in self.parameters.items()},
+            "fixed": {k: _canonical(v) for k, v in self.fixed.items()},
+            "runs": {h: {k: _canonical(v) for k, v in swept.items()} for h, swept, _ in runs},
+        }
+
+
+def run_hash(config) -> str:
+    """Stable 12-hex-digit hash of everything that defines a run (not where it is written)."""
+    d = {k: _canonical(v) for k, v in config.to_dict().items() if k not in ("out", "name")}
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def run_status(folder: Path) -> str | None:
+    """Status of a run folder: complete, diverged, failed, or None (not there)."""
+    try:
+        return json.loads((folder / "config.json").read_text()).get("status")
+    except (OSError, ValueError):
+        return None
+
+
+def execute(config_dict: dict) -> dict:
+    """Run one configuration (in this process, a local worker or a Dask worker).
+
+    Never raises for a failing run: its error is written to the run folder and
+    returned. Returns ``{"hash", "status", "seconds", "test_accuracy", "error"}``.
+    """
+    from devsim.run import RunConfig, run
+
+    config = RunConfig(**config_dict)
+    start = time.perf_counter()
+    folder = Path(config.out) / config.name
+    result = {"hash": config.name, "status": None, "seconds": 0.0, "test_accuracy": None, "error": None}
+    try:
+        with contextlib.redirect_stdout(_io.StringIO()):
+            run(config, echo=lambda line: None, warn=lambda line: None)
+        record = json.loads((folder / "config.json").read_text())
+        result["status"] = record["status"]
+        result["test_accuracy"] = record["final"].get("device", {}).get("test_accuracy")
+    except Exception as exc:  # recorded, and the sweep goes on
+        partial = folder.with_name(folder.name + ".partial")
+        partial.mkdir(parents=True, exist_ok=True)
+        error = f"{type(exc).__name__}: {exc}"
+        io.write_json(partial / "config.json", {
+            "devsim_run": {k: _canonical(v) for k, v in config.to_dict().items()},
+            "status": "failed", "error": error, "traceback": traceback.format_exc(),
+        })
+        from devsim.run import _replace_dir
+
+        _replace_dir(partial, folder)
+        result.update(status="failed", error=error)
+    result["seconds"] = time.perf_counter() - start
+    return result
+
+
+def write_summary(sweep_dir: Path, runs) -> Path:
+    """summary.csv from every finished run's history (atomic): one row per run, model and epoch."""
+    keys = list(runs[0][1]) if runs else []
+    rows = []
+    for h, swept, _ in runs:
+        folder = sweep_dir / h
+        status = run_status(folder)
+        if status is None:
+            continue
+        base = {"run": h, **{k: _canonical(v) for k, v in swept.items()}}
+        history = folder / "history.csv"
+        if not history.exists():
+            rows.append({**base, "status": status})
+            continue
+        with open(history) as f:
+            for r in csv.DictReader(f):
+                rows.append({**base, "model": r["model"], "epoch": r["epoch"], **{m: r[m] for m in SUMMARY_METRICS}, "status": status})
+    columns = ["run", *keys, "model", "epoch", *SUMMARY_METRICS, "status"]
+    buf = _io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    io.write_text(sweep_dir / "summary.csv", buf.getvalue())
+    return sweep_dir / "summary.csv"
+
+
+def _fmt_seconds(s):
+    s = int(round(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def run_sweep(sweep: Sweep, out="results", workers: int = 1, scheduler: str | None = None, echo=print) -> Path:
+    """Run every unfinished run of the sweep and write sweep.json and summary.csv.
+
+    Args:
+        sweep: the grid.
+        out: results root; the sweep goes to ``<out>/<sweep.name>/``.
+        workers: local processes (1: in this process).
+        scheduler: address of a running Dask scheduler (``tcp://host:8786``);
+            the workers must have devsim installed and see ``out``.
+        echo: progress lines.
+
+    Returns:
+        The sweep folder.
+    """
+    from devsim.run import _check_writable
+
+    runs = sweep.runs()
+    if workers < 1:
+        raise ConfigError(f"--workers: must be an integer >= 1, got {workers}")
+    sweep_dir = Path(out) / sweep.name
+    _check_writable(sweep_dir)
+    io.write_json(sweep_dir / "sweep.json", sweep.to_dict(runs))
+    todo = [(h, swept, c) for h, swept, c in runs if run_status(sweep_dir / h) not in FINISHED]
+    echo(f"sweep {sweep.name}: {len(runs)} runs, {len(runs) - len(todo)} already finished, {len(todo)} to run -> {sweep_dir}/")
+    payloads = [dict(c.to_dict(), hidden=list(c.hidden), out=str(sweep_dir), name=h) for h, _, c in todo]
+    start, done = time.perf_counter(), len(runs) - len(todo)
+    swept_of = {h: swept for h, swept, _ in runs}
+    for result in _results(payloads, workers, scheduler):
+        done += 1
+        elapsed = time.perf_counter() - start
+        finished_here = done - (len(runs) - len(todo))
+        eta = elapsed / finished_here * (len(runs) - done)
+        what = " ".join(f"{k}={_canonical(v)}" for k, v in swept_of[result["hash"]].items())
+        outcome = (
+            f"test {result['test_accuracy']:.4f}" if result["test_accuracy"] is not None else result["status"]
+        ) + (f" ({result['error']})" if result["error"] else "")
+        echo(f"[{done}/{len(runs)}] {what}: {outcome}  {result['seconds']:.1f} s | elapsed {_fmt_seconds(elapsed)}, "
+             f"left ~{_fmt_seconds(eta)}")
+        write_summary(sweep_dir, runs)
+    write_summary(sweep_dir, runs)
+    return sweep_dir
+
+
+def _results(payloads, workers, scheduler):
+    """Yield `execute` results as runs finish, wherever they run."""
+    if not payloads:
+        return
+    if scheduler is None and workers == 1:
+        for p in payloads:
+            yield execute(p)
+        return
+    from distributed import Client, LocalCluster, as_completed
+
+    with contextlib.ExitStack() as stack:
+        if scheduler is not None:
+            try:
+                client = stack.enter_context(Client(scheduler, timeout="10s"))
+            except (OSError, TimeoutError) as exc:
+                raise ConfigError(f"--scheduler: cannot connect to {scheduler} ({exc})") from None
+        else:
+            cluster = stack.enter_context(
+                LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            )
+            client = stack.enter_context(Client(cluster))
+        futures = [client.submit(execute, p, key=f"devsim-run-{p['name']}", pure=False, retries=2) for p in payloads]
+        for future in as_completed(futures):
+            yield future.result()
+
+
+def main_sweep_echo(line):  # pragma: no cover - used by the CLI for unbuffered progress
+    print(line, flush=True, file=sys.stdout)
