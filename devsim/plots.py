@@ -1,4 +1,6 @@
-"""Paper-ready figures: accuracy against epoch and conductance response (LTP/LTD).
+"""Paper-ready figures: accuracy against epoch, conductance response (LTP/LTD),
+parameter sweeps (curves, final accuracy against a parameter, heatmaps), predictions
+and confusion matrices.
 
 Figures are built with the object-oriented API (`matplotlib.figure.Figure`), so no
 pyplot global state or backend switch is involved, and every file is written through
@@ -8,6 +10,7 @@ pyplot global state or backend switch is involved, and every file is written thr
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import matplotlib
@@ -16,11 +19,17 @@ from cycler import cycler
 from matplotlib.figure import Figure
 from matplotlib.legend import Legend
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator, MultipleLocator
+from matplotlib.patches import Patch
+from matplotlib.ticker import FixedLocator, MaxNLocator, MultipleLocator, NullLocator
+from matplotlib.transforms import blended_transform_factory
 
 from devsim.io import atomic_path
 
-__all__ = ["PAPER_STYLE", "OKABE_ITO", "paper_style", "save_figure", "plot_accuracy", "plot_conductance"]
+__all__ = [
+    "PAPER_STYLE", "OKABE_ITO", "PARAM_LABELS", "paper_style", "save_figure", "plot_accuracy", "plot_conductance",
+    "plot_sweep_curves", "plot_final_vs_param", "plot_heatmap", "plot_vs_states", "plot_predictions",
+    "plot_confusion", "classification_metrics", "parse_value", "param_label", "value_label",
+]
 
 # Okabe-Ito colour-blind-safe palette.
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
@@ -208,3 +217,823 @@ def plot_conductance(responses, stem, title=None) -> list[Path]:
     """
     with paper_style():
         return save_figure(_conductance_figure(responses, title), stem)
+
+
+# --------------------------------------------------------------------------------------
+# Parameter sweeps
+# --------------------------------------------------------------------------------------
+
+PARAM_LABELS = {
+    # RunConfig field -> (axis label with units, short symbol for legends "symbol = value")
+    "ltp": (r"LTP curvature $A_\mathrm{p}$", r"$A_\mathrm{p}$"),
+    "ltd": (r"LTD curvature $A_\mathrm{d}$", r"$A_\mathrm{d}$"),
+    "nl_ltp": ("LTP nonlinearity (NL label)", r"NL$_\mathrm{LTP}$"),
+    "nl_ltd": ("LTD nonlinearity (NL label)", r"NL$_\mathrm{LTD}$"),
+    "states": ("Number of states", "states"),
+    "states_ltd": ("Number of LTD states", "LTD states"),
+    "on_off": (r"On/off ratio $G_\mathrm{max}/G_\mathrm{min}$", "on/off"),
+    "c2c": ("Cycle-to-cycle σ (fraction of range)", "C2C σ"),
+    "d2d": ("Device-to-device σ (NL label)", "D2D σ"),
+    "d2d_range": ("Device-to-device range σ (relative)", "D2D range σ"),
+    "stuck_gmin": (r"Devices stuck at $G_\mathrm{min}$ (fraction)", r"stuck at $G_\mathrm{min}$"),
+    "stuck_gmax": (r"Devices stuck at $G_\mathrm{max}$ (fraction)", r"stuck at $G_\mathrm{max}$"),
+    "read_noise": ("Read noise σ (relative)", "read σ"),
+    "wmax": (r"Weight range $w_\mathrm{max}$", r"$w_\mathrm{max}$"),
+    "max_pulses": ("Max. pulses per update", "max. pulses"),
+    "lr": ("Learning rate", "lr"),
+    "batch_size": ("Batch size", "batch"),
+    "epochs": ("Epochs", "epochs"),
+    "hidden": ("Hidden layer widths", "hidden"),
+    "activation": ("Activation", "activation"),
+    "optimizer": ("Optimizer", "optimizer"),
+    "crop": ("Input crop (pixels)", "crop"),
+    "device": ("Device", "device"),
+    "mapping": ("Weight mapping", "mapping"),
+    "update": ("Update", "update"),
+    "pulses": ("Pulse rule", "pulses"),
+    "init": ("Initial states", "init"),
+    "dataset": ("Dataset", "dataset"),
+    "seed": ("Seed", "seed"),
+}
+"""Axis label (with units where there are any) and legend symbol of each RunConfig field."""
+
+MODEL_NAMES = {"device": "device", "linear": "linear device", "float": "float (ideal)"}
+
+_CURVATURES = ("ltp", "ltd", "a_p", "a_d")  # log x axis when positive and spanning > a decade
+_LINEAR_AT = {"ltp": math.inf, "ltd": math.inf, "a_p": math.inf, "a_d": math.inf, "nl_ltp": 0, "nl_ltd": 0}
+_STANDARD_COLUMNS = {"run", "model", "epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
+                     "seconds", "status"}
+_BLUE, _RED, _GREY = OKABE_ITO[0], OKABE_ITO[1], "#BBBBBB"
+_VALUE_COLORS = OKABE_ITO[:6]  # without yellow (poor on white) and black (kept for the linear device)
+_MARKERS = "osD^vP<>X*"
+_MINUS = "\u2212"
+
+
+def parse_value(value):
+    """A summary/sweep cell as a Python value.
+
+    Integers stay int, other numbers (including "inf", "-inf", "Infinity") become float,
+    lists become comma-joined text ("256,128"), empty or None give None, and any other
+    text is kept as a string.
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(parse_value(v)) for v in value)
+    text = str(value).strip()
+    if not text:
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _sort_key(v):
+    """Numbers ascending (inf last), then text; None at the very end."""
+    if _is_number(v):
+        return (0, float(v), "")
+    return (2, 0.0, "") if v is None else (1, 0.0, str(v))
+
+
+def format_value(v) -> str:
+    """Tick/legend text of a parameter value: "0.5", "64", "∞", "−0.8"."""
+    if v is None:
+        return "none"
+    if _is_number(v):
+        if math.isinf(v):
+            return "∞" if v > 0 else _MINUS + "∞"
+        return f"{v:g}".replace("-", _MINUS)
+    return str(v)
+
+
+def param_label(param) -> str:
+    """Axis label of a swept parameter, e.g. "LTP curvature $A_\\mathrm{p}$", "Number of states"."""
+    return PARAM_LABELS.get(param, (param.replace("_", " ").capitalize(), param))[0]
+
+
+def param_symbol(param) -> str:
+    return PARAM_LABELS.get(param, (None, param.replace("_", " ")))[1]
+
+
+def value_label(param, v) -> str:
+    """Legend text of one value, e.g. "$A_\\mathrm{p}$ = 0.5" or "$A_\\mathrm{p}$ = ∞ (linear)"."""
+    text = f"{param_symbol(param)} = {format_value(v)}"
+    if param in _LINEAR_AT and _is_number(v) and v == _LINEAR_AT[param]:
+        text += " (linear)"
+    return text
+
+
+def _param_names(rows):
+    """The parameter columns of summary rows: everything but the standard and pulse columns."""
+    names = {}
+    for row in rows:
+        names.update(dict.fromkeys(k for k in row if k not in _STANDARD_COLUMNS and not k.startswith("pulses_")))
+    return list(names)
+
+
+def _runs(rows, model, params=None, what="plot"):
+    """Per run of one model: {"params": {p: value}, "acc": {epoch: test accuracy}, "status"}.
+
+    Rows with status "failed" are dropped, as are runs without any test accuracy.
+    """
+    rows = list(rows)
+    params = _param_names(rows) if params is None else list(params)
+    runs = {}
+    for row in rows:
+        if str(row.get("model")) != model or str(row.get("status") or "complete") == "failed":
+            continue
+        values = {p: parse_value(row.get(p)) for p in params}
+        key = row.get("run") or tuple(values.values())
+        run = runs.setdefault(key, {"params": values, "acc": {}, "status": str(row.get("status") or "complete")})
+        epoch, acc = _num(row.get("epoch")), _num(row.get("test_accuracy"))
+        if epoch is not None and acc is not None:
+            run["acc"][int(epoch)] = acc
+    runs = {k: r for k, r in runs.items() if r["acc"]}
+    if not runs:
+        raise ValueError(f"{what}: no test accuracies for model {model!r} (failed runs are skipped)")
+    return runs, params
+
+
+def _metric(run, metric):
+    if metric == "final":
+        return run["acc"][max(run["acc"])]
+    if metric == "best":
+        return max(run["acc"].values())
+    raise ValueError(f"metric: must be 'final' or 'best', got {metric!r}")
+
+
+def _check_param(params, name, what):
+    if name not in params:
+        raise ValueError(f"{what}: no parameter column {name!r} (have: {', '.join(params) or 'none'})")
+
+
+def _pooled(runs, keep, params):
+    """What a mean pools over besides the parameters kept: "3 seeds × 4 $A_\\mathrm{d}$"."""
+    parts = []
+    for p in params:
+        if p in keep:
+            continue
+        n = len({r["params"][p] for r in runs.values()})
+        if n > 1:
+            parts.append(f"{n} seeds" if p == "seed" else f"{n} {param_symbol(p)}")
+    return " × ".join(parts)
+
+
+def _value_styles(values):
+    """Colour and marker per value: Okabe-Ito (viridis beyond 6), black for infinity (linear)."""
+    finite = [v for v in values if not (_is_number(v) and math.isinf(v) and v > 0)]
+    if len(finite) <= len(_VALUE_COLORS):
+        colors = _VALUE_COLORS[:len(finite)]
+    else:
+        colors = [matplotlib.colormaps["viridis"](t) for t in np.linspace(0, 0.88, len(finite))]
+    styles, k = {}, 0
+    for i, v in enumerate(values):
+        if v in finite:
+            styles[v] = (colors[k], _MARKERS[i % len(_MARKERS)])
+            k += 1
+        else:
+            styles[v] = ("#000000", _MARKERS[i % len(_MARKERS)])
+    return styles
+
+
+def _visible_len(text):
+    """Rough printed length of a label (mathtext markup removed)."""
+    text = re.sub(r"\\mathrm|[\\${}_^]", "", text)
+    return len(text)
+
+
+def _legend_top(ax, handles, title=None, width=56):
+    """Legend above the axes (never over data), in as many columns as fit the figure width."""
+    names = [h.get_label() for h in handles]
+    ncols = next((n for n in range(len(names), 0, -1)
+                  if sum(max(map(_visible_len, names[i::n])) + 6 for i in range(n)) <= width), 1)
+    legend = ax.legend(handles, names, loc="lower left", bbox_to_anchor=(0, 1.02), ncols=ncols, frameon=False,
+                       borderaxespad=0, columnspacing=1.2, handlelength=1.8, title=title, alignment="left")
+    if title:
+        legend.get_title().set_fontsize(matplotlib.rcParams["legend.fontsize"])
+        legend.get_title().set_color("0.3")
+    return legend
+
+
+def _accuracy_ylim(ax, values):
+    """Zoom to high accuracies (0.05 steps), else the full 0..1."""
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if values and min(values) >= 0.5:
+        lo = max(0.0, round(math.floor((min(values) - 0.01) / 0.05) * 0.05, 2))
+        hi = min(1.0, round(math.ceil((max(values) + 0.005) / 0.05) * 0.05, 2))
+        ax.set_ylim(lo, max(hi, lo + 0.05))
+    else:
+        ax.set_ylim(0, 1)
+
+
+def _sweep_curves_figure(rows, param, model="device", band="minmax", params=None) -> Figure:
+    """Build the sweep-curves figure (call inside `paper_style()`). See plot_sweep_curves."""
+    if band not in ("minmax", "std"):
+        raise ValueError(f"band: must be 'minmax' or 'std', got {band!r}")
+    runs, params = _runs(rows, model, params, "plot_sweep_curves")
+    _check_param(params, param, "plot_sweep_curves")
+    values = sorted({r["params"][param] for r in runs.values()}, key=_sort_key)
+    styles = _value_styles(values)
+    fig = Figure()
+    ax = fig.add_subplot()
+    handles, shown, banded = [], [], False
+    for v in values:
+        color, marker = styles[v]
+        mine = [r for r in runs.values() if r["params"][param] == v]
+        epochs = sorted(set().union(*(r["acc"] for r in mine)))
+        acc = [np.array([r["acc"][e] for r in mine if e in r["acc"]]) for e in epochs]
+        mean = np.array([a.mean() for a in acc])
+        if band == "std":
+            lo = mean - np.array([a.std(ddof=1) if len(a) > 1 else 0.0 for a in acc])
+            hi = 2 * mean - lo
+        else:
+            lo, hi = np.array([a.min() for a in acc]), np.array([a.max() for a in acc])
+        if len(mine) > 1:
+            ax.fill_between(epochs, lo, hi, color=color, alpha=0.18, lw=0)
+            banded = True
+        (line,) = ax.plot(epochs, mean, color=color, marker=marker, markevery=max(1, len(epochs) // 10),
+                          label=value_label(param, v), zorder=3)
+        handles.append(line)
+        shown += [*lo, *hi, *mean]
+    ax.set_xlabel("Epoch")
+    ax.set_ylabel("Test accuracy")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
+    _accuracy_ylim(ax, shown)
+    pooled = _pooled(runs, {param}, params)
+    title = f"Mean over {pooled}" if pooled else "One run per value"
+    if banded:
+        title += "; band: " + ("min–max" if band == "minmax" else "mean ± s.d.")
+    if model != "device":
+        title = f"{MODEL_NAMES.get(model, model)}: " + title
+    _legend_top(ax, handles, title=title)
+    return fig
+
+
+def plot_sweep_curves(rows, param, stem, model="device", band="minmax", params=None) -> list[Path]:
+    """Test accuracy against epoch, one colour per value of a swept parameter.
+
+    Each line is the mean over every run with that value (over seeds and over any other
+    swept parameter: the legend title says which), the band their min..max
+    (``band="minmax"``) or mean ± s.d. (``band="std"``).
+
+    Args:
+        rows: summary.csv rows (dicts; values may be strings) with columns run, the
+            parameters, model, epoch, test_accuracy and status. Failed runs are skipped.
+        param: the swept parameter, e.g. "ltp".
+        stem: output path without suffix.
+        model: which model's curves ("device", "linear" or "float").
+        params: the parameter columns (default: every non-standard column).
+
+    Returns:
+        ``[stem.png, stem.pdf]``.
+    """
+    with paper_style():
+        return save_figure(_sweep_curves_figure(rows, param, model, band, params), stem)
+
+
+def _x_layout(x, values, log2=False):
+    """Axis scale and the position of each value: (scale, {value: position}, inf position or None)."""
+    numeric = all(_is_number(v) for v in values) and not any(_is_number(v) and v == -math.inf for v in values)
+    if not numeric:
+        return "categorical", {v: float(i) for i, v in enumerate(values)}, None
+    finite = [float(v) for v in values if math.isfinite(v)]
+    has_inf = len(finite) < len(values)
+    if log2 and finite and min(finite) > 0:
+        scale = "log2"
+    elif x in _CURVATURES and finite and min(finite) > 0 and max(finite) / min(finite) > 10:
+        scale = "log"
+    else:
+        scale = "linear"
+    pos = {v: float(v) for v in values if math.isfinite(v)}
+    x_inf = None
+    if has_inf:
+        if not finite:
+            x_inf = 1.0
+        elif scale in ("log", "log2"):
+            base = 2.0 if scale == "log2" else 10.0
+            decades = math.log(max(finite) / min(finite), base)
+            x_inf = max(finite) * base ** max(0.6 if base == 10 else 1.0, 0.22 * decades)
+        else:
+            span = max(finite) - min(finite) or abs(max(finite)) or 1.0
+            x_inf = max(finite) + 0.25 * span
+        pos.update({v: x_inf for v in values if not math.isfinite(v)})
+    return scale, pos, x_inf
+
+
+def _dodge(scale, positions, i, k, span):
+    """Shift line i of k sideways a little so that error bars do not hide each other."""
+    if k < 2:
+        return positions
+    off = 0.015 * span * (i - (k - 1) / 2)
+    if scale == "categorical":
+        return [p + 0.06 * (i - (k - 1) / 2) for p in positions]
+    if scale in ("log", "log2"):
+        return [p * 10 ** off for p in positions]
+    return [p + off for p in positions]
+
+
+def _break_marks(ax, scale, last, x_inf):
+    """Broken-axis marks on the x axis between the last finite value and the ∞ position."""
+    if scale in ("log", "log2"):
+        mid = math.sqrt(last * x_inf)
+        pair = [mid / (x_inf / last) ** 0.07, mid * (x_inf / last) ** 0.07]
+    else:
+        mid = (last + x_inf) / 2
+        pair = [mid - 0.07 * (x_inf - last), mid + 0.07 * (x_inf - last)]
+    trans = blended_transform_factory(ax.transData, ax.transAxes)
+    ax.plot(pair, [0, 0], transform=trans, color="white", lw=2.5, clip_on=False, zorder=5, solid_capstyle="butt")
+    ax.plot(pair, [0, 0], transform=trans, ls="", marker=[(-1, -2.2), (1, 2.2)], markersize=5, mew=0.8,
+            color="black", clip_on=False, zorder=6)
+
+
+def _group_means(runs, x, line, metric):
+    """{line value: {x value: array of per-run metric}}."""
+    groups = {}
+    for r in runs.values():
+        key = r["params"][line] if line else None
+        groups.setdefault(key, {}).setdefault(r["params"][x], []).append(_metric(r, metric))
+    return {k: {v: np.array(a) for v, a in g.items()} for k, g in groups.items()}
+
+
+def _final_vs_param_figure(rows, x, line=None, metric="final", model="device", params=None,
+                           references=("float",), log2=False) -> Figure:
+    """Build the final-accuracy-against-parameter figure (in `paper_style()`). See plot_final_vs_param."""
+    what = "plot_vs_states" if log2 else "plot_final_vs_param"
+    runs, params = _runs(rows, model, params, what)
+    _check_param(params, x, what)
+    if line is not None:
+        _check_param(params, line, what)
+        if line == x:
+            raise ValueError(f"{what}: line must differ from x ({x!r})")
+    _metric(next(iter(runs.values())), metric)  # validates metric
+    groups = _group_means(runs, x, line, metric)
+    ref_groups = {}
+    for ref in references or ():
+        if ref != model and any(str(r.get("model")) == ref for r in rows):
+            try:
+                ref_runs, _ = _runs(rows, ref, params, what)
+            except ValueError:
+                continue
+            ref_groups[ref] = _group_means(ref_runs, x, None, metric)[None]
+    all_x = sorted({v for g in [*groups.values(), *ref_groups.values()] for v in g}, key=_sort_key)
+    scale, pos, x_inf = _x_layout(x, all_x, log2)
+    fig = Figure()
+    ax = fig.add_subplot()
+    if scale in ("log", "log2"):
+        ax.set_xscale("log", base=2 if scale == "log2" else 10)
+    finite_pos = [p for v, p in pos.items() if p != x_inf]
+    span_pts = [*finite_pos] + ([x_inf] if x_inf is not None else [])
+    if scale in ("log", "log2"):
+        span = math.log10(max(span_pts) / min(span_pts)) if len(span_pts) > 1 else 1.0
+    else:
+        span = (max(span_pts) - min(span_pts)) if len(span_pts) > 1 else 1.0
+    line_values = sorted(groups, key=_sort_key)
+    styles = _value_styles(line_values) if line else {None: (_BLUE, "o")}
+    handles, shown = [], []
+
+    def draw(g, i, k, color, marker, label, errors=True, **kw):
+        xs = [v for v in sorted(g, key=_sort_key)]
+        mean = np.array([g[v].mean() for v in xs])
+        err = np.array([g[v].std(ddof=1) if len(g[v]) > 1 else 0.0 for v in xs]) if errors else None
+        p = _dodge(scale, [pos[v] for v in xs], i, k, span)
+        fin = [j for j, v in enumerate(xs) if pos[v] != x_inf]
+        inf = [j for j, v in enumerate(xs) if pos[v] == x_inf]
+        style = dict(color=color, marker=marker, capsize=2, elinewidth=0.8, capthick=0.8, **kw)
+        h = None
+        if fin:
+            h = ax.errorbar([p[j] for j in fin], mean[fin], yerr=None if err is None else err[fin], **style)
+        if inf:
+            hi = ax.errorbar([p[j] for j in inf], mean[inf], yerr=None if err is None else err[inf], ls="none", **style)
+            h = h or hi
+        h.set_label(label)
+        shown.extend(mean - (err if err is not None else 0))
+        shown.extend(mean + (err if err is not None else 0))
+        return h
+
+    for i, lv in enumerate(line_values):
+        color, marker = styles[lv]
+        label = value_label(line, lv) if line else MODEL_NAMES.get(model, model)
+        handles.append(draw(groups[lv], i, len(line_values), color, marker, label, zorder=3))
+    for ref, g in ref_groups.items():
+        handles.append(draw(g, 0, 1, "0.45", ".", MODEL_NAMES.get(ref, ref), errors=False, ls="--", lw=1.0,
+                            zorder=2))
+    # x axis: ticks at the swept values, "∞" at the right end behind a break.
+    ticks = [p for v, p in pos.items() if p != x_inf]
+    labels = [format_value(v) for v, p in pos.items() if p != x_inf]
+    if x_inf is not None:
+        ticks.append(x_inf)
+        labels.append("∞")
+    order = np.argsort(ticks)
+    ax.xaxis.set_major_locator(FixedLocator([ticks[j] for j in order]))
+    ax.set_xticklabels([labels[j] for j in order])
+    ax.xaxis.set_minor_locator(NullLocator())
+    if scale == "categorical":
+        ax.set_xlim(-0.5, len(all_x) - 0.5)
+    elif len(span_pts) > 1:
+        lo, hi = min(span_pts), max(span_pts)
+        if scale in ("log", "log2"):
+            pad = (hi / lo) ** 0.06
+            ax.set_xlim(lo / pad, hi * pad)
+        else:
+            pad = 0.06 * (hi - lo)
+            ax.set_xlim(lo - pad, hi + pad)
+    if x_inf is not None and finite_pos:
+        _break_marks(ax, scale, max(finite_pos), x_inf)
+    ax.set_xlabel(param_label(x))
+    ax.set_ylabel(f"{'Final' if metric == 'final' else 'Best'} test accuracy")
+    _accuracy_ylim(ax, shown)
+    keep = {x, line} if line else {x}
+    pooled = _pooled(runs, keep, params)
+    title = f"Mean ± s.d. over {pooled}" if pooled else "One run per point"
+    if model != "device":
+        title = f"{MODEL_NAMES.get(model, model)}: " + title
+    _legend_top(ax, handles, title=title)
+    return fig
+
+
+def plot_final_vs_param(rows, x, stem, line=None, metric="final", model="device", params=None,
+                        references=("float",)) -> list[Path]:
+    """Final (last-epoch) or best test accuracy against a swept parameter.
+
+    Points are the mean over seeds (and any other swept parameter not shown) with
+    error bars of one standard deviation; one line per value of `line`. A positive
+    curvature (ltp, ltd) spanning more than a decade gets a log x axis; an infinite value
+    (the linear device) is a separate point at the right end, labelled "∞" behind a
+    broken-axis mark. Reference models (default: the float network) are drawn as grey
+    dashed lines, means only.
+
+    Args:
+        rows: summary.csv rows (see plot_sweep_curves).
+        x: the parameter on the x axis, e.g. "ltp".
+        stem: output path without suffix.
+        line: optional second parameter, one line per value.
+        metric: "final" (last epoch) or "best" (best epoch).
+        model: the model plotted ("device", "linear", "float").
+        params: the parameter columns (default: every non-standard column).
+        references: reference models to add (those absent from rows are skipped).
+
+    Returns:
+        ``[stem.png, stem.pdf]``.
+    """
+    with paper_style():
+        return save_figure(_final_vs_param_figure(rows, x, line, metric, model, params, references), stem)
+
+
+def _vs_states_figure(rows, line=None, metric="final", model="device", params=None,
+                      references=("linear", "float"), param="states") -> Figure:
+    """Build the accuracy-against-number-of-states figure (in `paper_style()`). See plot_vs_states."""
+    fig = _final_vs_param_figure(rows, param, line, metric, model, params, references, log2=True)
+    return fig
+
+
+def plot_vs_states(rows, stem, line=None, metric="final", model="device", params=None,
+                   references=("linear", "float"), param="states") -> list[Path]:
+    """Final or best test accuracy against the number of states (log2 x axis, ticks at the values).
+
+    Same as `plot_final_vs_param` with ``x="states"`` (or ``param``, e.g. "states_ltd"),
+    with the linear device of the same number of states and the float network as
+    grey dashed references.
+    """
+    with paper_style():
+        return save_figure(_vs_states_figure(rows, line, metric, model, params, references, param), stem)
+
+
+def _luminance(rgba):
+    """Relative luminance (WCAG) of an RGB(A) colour."""
+    c = np.asarray(matplotlib.colors.to_rgb(rgba))
+    c = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    return float(c @ [0.2126, 0.7152, 0.0722])
+
+
+def _text_color(rgba):
+    """Black or white, whichever contrasts more with a cell colour."""
+    return "black" if _luminance(rgba) > 0.179 else "white"
+
+
+def _heatmap_figure(rows, x, y, metric="final", model="device", params=None, cmap="viridis") -> Figure:
+    """Build the heatmap figure (call inside `paper_style()`). See plot_heatmap."""
+    runs, params = _runs(rows, model, params, "plot_heatmap")
+    _check_param(params, x, "plot_heatmap")
+    _check_param(params, y, "plot_heatmap")
+    if cmap not in ("viridis", "cividis"):
+        raise ValueError(f"cmap: use a colour-blind-safe sequential map, 'viridis' or 'cividis', got {cmap!r}")
+    xs = sorted({r["params"][x] for r in runs.values()}, key=_sort_key)
+    ys = sorted({r["params"][y] for r in runs.values()}, key=_sort_key)
+    cells = {}
+    for r in runs.values():
+        cells.setdefault((r["params"][y], r["params"][x]), []).append(_metric(r, metric))
+    mean = np.full((len(ys), len(xs)), np.nan)
+    for (vy, vx), a in cells.items():
+        mean[ys.index(vy), xs.index(vx)] = np.mean(a)
+    fig = Figure(figsize=(3.4, 2.9))
+    ax = fig.add_subplot()
+    colormap = matplotlib.colormaps[cmap].with_extremes(bad="0.92")
+    finite = mean[np.isfinite(mean)]
+    vmin, vmax = float(finite.min()), float(finite.max())
+    if vmax - vmin < 0.01:
+        vmin, vmax = vmin - 0.005, vmax + 0.005
+    im = ax.imshow(np.ma.masked_invalid(mean), origin="lower", cmap=colormap, vmin=vmin, vmax=vmax,
+                   aspect="auto", interpolation="nearest")
+    size = 7 if max(len(xs), len(ys)) <= 6 else 6 if max(len(xs), len(ys)) <= 9 else 5
+    for i in range(len(ys)):
+        for j in range(len(xs)):
+            m = mean[i, j]
+            if math.isfinite(m):
+                ax.text(j, i, f"{m:.2f}", ha="center", va="center", fontsize=size,
+                        color=_text_color(colormap(im.norm(m))))
+            else:
+                ax.text(j, i, "–", ha="center", va="center", fontsize=size, color="0.4")
+    ax.set_xticks(range(len(xs)), [format_value(v) for v in xs])
+    ax.set_yticks(range(len(ys)), [format_value(v) for v in ys])
+    ax.tick_params(length=0)
+    ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_xlabel(param_label(x))
+    ax.set_ylabel(param_label(y))
+    cbar = fig.colorbar(im, ax=ax, label="Test accuracy", shrink=1.0, aspect=25, pad=0.03)
+    cbar.outline.set_visible(False)
+    cbar.ax.tick_params(labelsize=7)
+    pooled = _pooled(runs, {x, y}, params)
+    what = "Final" if metric == "final" else "Best"
+    name = "" if model == "device" else f"{MODEL_NAMES.get(model, model)}: "
+    ax.set_title(f"{name}{what} test accuracy, mean over {pooled}" if pooled else f"{name}{what} test accuracy",
+                 fontsize=matplotlib.rcParams["legend.fontsize"], color="0.3", loc="left")
+    return fig
+
+
+def plot_heatmap(rows, x, y, stem, metric="final", model="device", params=None, cmap="viridis") -> list[Path]:
+    """Heatmap of the mean final (or best) test accuracy over two swept parameters.
+
+    Every cell prints its mean (2 decimals, black or white for contrast); cells without
+    runs are light grey with "–". Axes are categorical, in sorted order with infinity last
+    ("∞"); y grows upwards. The colour map is a colour-blind-safe sequential one
+    ("viridis" or "cividis") scaled to the data; the colour bar is labelled "Test accuracy".
+
+    Args:
+        rows: summary.csv rows (see plot_sweep_curves).
+        x, y: the parameters on the axes, e.g. "ltp" and "ltd".
+        stem: output path without suffix.
+        metric: "final" or "best".
+        model: the model plotted.
+
+    Returns:
+        ``[stem.png, stem.pdf]``.
+    """
+    with paper_style():
+        return save_figure(_heatmap_figure(rows, x, y, metric, model, params, cmap), stem)
+
+
+# --------------------------------------------------------------------------------------
+# Predictions and confusion matrix
+# --------------------------------------------------------------------------------------
+
+def classification_metrics(y_true, y_pred, num_classes=None) -> dict:
+    """Confusion matrix and per-class precision, recall and F1, in numpy.
+
+    Args:
+        y_true, y_pred: integer class labels of equal length.
+        num_classes: number of classes (default: the largest label + 1).
+
+    Returns:
+        A dict with ``confusion`` (k x k int array, rows = true class, columns =
+        predicted class), ``precision``, ``recall``, ``f1`` and ``support`` (true count) per
+        class, ``accuracy``, and ``macro_precision``/``macro_recall``/``macro_f1`` (means
+        over the classes where defined). Undefined ratios (0/0: a class never predicted, or
+        absent) are NaN; ``f1 = 2 TP / (2 TP + FP + FN)``, 0 when TP = 0 but the class occurs.
+    """
+    y_true = np.asarray(y_true).astype(np.int64).ravel()
+    y_pred = np.asarray(y_pred).astype(np.int64).ravel()
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true and y_pred differ in length ({len(y_true)} and {len(y_pred)})")
+    if len(y_true) and min(y_true.min(), y_pred.min()) < 0:
+        raise ValueError("class labels must be >= 0")
+    k = int(num_classes) if num_classes else int(max(y_true.max(initial=-1), y_pred.max(initial=-1)) + 1)
+    if len(y_true) and max(y_true.max(), y_pred.max()) >= k:
+        raise ValueError(f"class labels must be < num_classes = {k}")
+    cm = np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
+    tp = np.diag(cm).astype(float)
+    predicted, actual = cm.sum(axis=0).astype(float), cm.sum(axis=1).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(predicted > 0, tp / predicted, np.nan)
+        recall = np.where(actual > 0, tp / actual, np.nan)
+        f1 = np.where(predicted + actual > 0, 2 * tp / (predicted + actual), np.nan)
+    n = int(cm.sum())
+
+    def mean(a):
+        return float(np.mean(a[np.isfinite(a)])) if np.isfinite(a).any() else math.nan
+
+    return {"confusion": cm, "precision": precision, "recall": recall, "f1": f1, "support": cm.sum(axis=1),
+            "accuracy": float(tp.sum() / n) if n else math.nan, "n": n,
+            "macro_precision": mean(precision), "macro_recall": mean(recall), "macro_f1": mean(f1)}
+
+
+def _display_image(image):
+    """An image as imshow wants it: 2-D grey or RGB in [0, 1] (CIFAR's [-1, 1] is mapped back)."""
+    img = np.asarray(image, dtype=float)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    if img.ndim == 1:
+        side = int(round(math.sqrt(img.size)))
+        img = img.reshape(side, side) if side * side == img.size else img[None, :]
+    if img.min() < 0:
+        img = (img + 1) / 2
+    elif img.max() > 1:
+        img = img / 255
+    return np.clip(img, 0, 1)
+
+
+def _predictions_figure(images, labels, probabilities, n=16, class_names=None, title=None, cols=4) -> Figure:
+    """Build the predictions figure (call inside `paper_style()`). See plot_predictions."""
+    images = np.asarray(images)
+    labels = np.asarray(labels).astype(np.int64).ravel()
+    probs = np.asarray(probabilities, dtype=float)
+    if probs.ndim != 2 or len(probs) != len(labels) or len(images) != len(labels):
+        raise ValueError(f"plot_predictions: images ({len(images)}), labels ({len(labels)}) and probabilities "
+                         f"{probs.shape} must have the same length, probabilities one row of class probabilities each")
+    n = min(int(n), len(labels))
+    if n < 1:
+        raise ValueError("plot_predictions: no images")
+    k = probs.shape[1]
+    names = [str(c) for c in class_names] if class_names is not None else [str(i) for i in range(k)]
+    if len(names) != k:
+        raise ValueError(f"plot_predictions: {len(names)} class names for {k} classes")
+    short = all(len(c) <= 2 for c in names)
+    cols = min(cols, n)
+    nrows = math.ceil(n / cols)
+    row_h = 1.32 if short else 1.45
+    top_in, bottom_in = (0.3 if title else 0.08), (0.42 if short else 0.62)
+    height = nrows * row_h + top_in + bottom_in
+    fig = Figure(figsize=(7.0, height))
+    fig.set_layout_engine("none")
+    gs = fig.add_gridspec(nrows, 2 * cols, width_ratios=[1, 1.2] * cols, left=0.01, right=0.99,
+                          top=1 - top_in / height, bottom=bottom_in / height, wspace=0.12,
+                          hspace=(0.55 if short else 0.75))
+    small = 6.5
+    for i in range(n):
+        r, c = divmod(i, cols)
+        ax_img = fig.add_subplot(gs[r, 2 * c])
+        ax_bar = fig.add_subplot(gs[r, 2 * c + 1])
+        img = _display_image(images[i])
+        ax_img.imshow(img, cmap="binary" if img.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+        ax_img.set_xticks([])
+        ax_img.set_yticks([])
+        ax_img.grid(False)
+        for spine in ax_img.spines.values():
+            spine.set_visible(True)
+            spine.set_color("0.7")
+            spine.set_linewidth(0.5)
+        pred, true = int(np.argmax(probs[i])), int(labels[i])
+        ok = pred == true
+        color = _BLUE if ok else _RED
+        text = f"{names[pred]} {100 * probs[i, pred]:.0f}%" + ("" if ok else f" (true {names[true]})")
+        ax_img.text(0, 1.04, text, transform=ax_img.transAxes, ha="left", va="bottom", fontsize=small + 0.5,
+                    color=color, fontweight="bold" if not ok else "normal", clip_on=False)
+        bars = ax_bar.bar(range(k), probs[i], color=_GREY, width=0.75)
+        bars[pred].set_color(color)
+        bars[true].set_color(_BLUE)
+        ax_bar.plot([true], [-0.13], marker="^", color=_BLUE, markersize=3.2, clip_on=False, ls="none")
+        ax_bar.set_ylim(0, 1)
+        ax_bar.set_xlim(-0.6, k - 0.4)
+        ax_bar.set_xticks(range(k), [str(j) for j in range(k)] if k <= 10 else [])
+        ax_bar.tick_params(axis="x", labelsize=5, length=0, pad=4.5)
+        ax_bar.set_yticks([0, 0.5, 1], [])
+        ax_bar.tick_params(axis="y", length=1.5)
+        ax_bar.grid(axis="x", visible=False)
+        ax_bar.spines["left"].set_linewidth(0.5)
+        ax_bar.spines["bottom"].set_linewidth(0.5)
+    legend = [Patch(color=_BLUE, label="predicted = true class"), Patch(color=_RED, label="wrong prediction"),
+              Line2D([], [], ls="none", marker="^", color=_BLUE, markersize=4, label="true class"),
+              Patch(color=_GREY, label="other classes")]
+    fig.legend(handles=legend, loc="lower left", bbox_to_anchor=(0.01, 0.0), ncols=4, frameon=False,
+               fontsize=7, handlelength=1.2, columnspacing=1.5, borderaxespad=0.2)
+    caption = "Bars: predicted probability of each class (0–1, gridlines at 0.5), x = class index."
+    if not short:
+        caption += "  Classes: " + ", ".join(f"{j} {c}" for j, c in enumerate(names))
+    fig.text(0.01, (0.2 if short else 0.34) / height, caption, fontsize=6.5, color="0.3", ha="left", va="bottom",
+             wrap=True)
+    if title:
+        fig.suptitle(title, fontsize=matplotlib.rcParams["axes.titlesize"], x=0.01, ha="left",
+                     y=1 - 0.06 / height, va="top")
+    return fig
+
+
+def plot_predictions(images, labels, probabilities, stem, n=16, class_names=None, title=None) -> list[Path]:
+    """The TensorFlow classification tutorial's figure: test images with their predictions.
+
+    A grid of ``n`` (default 16, 4 per row) image/bar-chart pairs: each image is titled
+    with the predicted class and its probability (vermillion-red, bold and with the true
+    class when wrong, blue when right), and its bar chart shows the probabilities of all
+    classes: the predicted bar red when wrong, the true class blue and marked with ▲.
+
+    Args:
+        images: test images, (m, h, w) grey or (m, h, w, 3) colour, in [0, 1] or [-1, 1].
+        labels: true classes, (m,).
+        probabilities: predicted class probabilities, (m, classes).
+        stem: output path without suffix.
+        n: how many of the first images to show.
+        class_names: optional names of the classes (default: their indices).
+        title: optional figure title.
+
+    Returns:
+        ``[stem.png, stem.pdf]``.
+    """
+    with paper_style():
+        return save_figure(_predictions_figure(images, labels, probabilities, n, class_names, title), stem)
+
+
+def _confusion_figure(y_true, y_pred, class_names=None, title=None, num_classes=None) -> Figure:
+    """Build the confusion-matrix figure (call inside `paper_style()`). See plot_confusion."""
+    if num_classes is None and class_names is not None:
+        num_classes = len(class_names)
+    m = classification_metrics(y_true, y_pred, num_classes)
+    cm = m["confusion"]
+    k = len(cm)
+    names = [str(c) for c in class_names] if class_names is not None else [str(i) for i in range(k)]
+    if len(names) != k:
+        raise ValueError(f"plot_confusion: {len(names)} class names for {k} classes")
+    longest = max(map(len, names))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where(cm.sum(axis=1, keepdims=True) > 0, cm / cm.sum(axis=1, keepdims=True), 0.0)
+    fig = Figure(figsize=(6.8, 3.5 + 0.045 * max(0, longest - 3)))
+    gs = fig.add_gridspec(1, 3, width_ratios=[k, 0.3, 3.2])
+    ax, cax, tab = fig.add_subplot(gs[0]), fig.add_subplot(gs[1]), fig.add_subplot(gs[2])
+    cmap = matplotlib.colormaps["Blues"]
+    im = ax.imshow(frac, cmap=cmap, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    size = 6.5 if k <= 10 else 5 if k <= 15 else 4
+    for i in range(k):
+        for j in range(k):
+            count = int(cm[i, j])
+            color = "0.65" if count == 0 else _text_color(cmap(frac[i, j]))
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=size, color=color)
+    rotate = longest > 2
+    ax.set_xticks(range(k), names, rotation=45 if rotate else 0, ha="right" if rotate else "center",
+                  rotation_mode="anchor")
+    ax.set_yticks(range(k), names)
+    ax.tick_params(length=0)
+    ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_xlabel("Predicted class")
+    ax.set_ylabel("True class")
+    cbar = fig.colorbar(im, cax=cax, label="Fraction of true class")
+    cbar.outline.set_visible(False)
+    cbar.ax.tick_params(labelsize=7)
+    columns = [("Precision", m["precision"]), ("Recall", m["recall"]), ("F1", m["f1"]),
+               ("n", m["support"].astype(float))]
+    tab.set_xlim(-0.5, len(columns) - 0.5)
+    tab.set_ylim(k - 0.5, -0.5)
+    for j, (_, values) in enumerate(columns):
+        for i, v in enumerate(values):
+            text = "–" if not math.isfinite(v) else (f"{int(v)}" if j == 3 else f"{v:.2f}")
+            weak = j < 3 and math.isfinite(v) and v < np.nanmean(values) - 0.1
+            tab.text(j, i, text, ha="center", va="center", fontsize=7, color=_RED if weak else "black")
+    tab.set_xticks(range(len(columns)), [c for c, _ in columns])
+    tab.xaxis.tick_top()
+    tab.tick_params(axis="x", length=0, labelsize=7.5)
+    tab.set_yticks(range(k), names)
+    tab.tick_params(axis="y", length=0, labelleft=False)
+    tab.grid(False)
+    for spine in tab.spines.values():
+        spine.set_visible(False)
+    for i in range(k + 1):
+        tab.axhline(i - 0.5, color="0.9", lw=0.5)
+    tab.set_xlabel(f"Macro average: precision {m['macro_precision']:.3f}, recall {m['macro_recall']:.3f}, "
+                   f"F1 {m['macro_f1']:.3f}", fontsize=7, color="0.3")
+    head = f"Accuracy {m['accuracy']:.3f} (n = {m['n']})"
+    fig.suptitle(f"{title}: {head}" if title else head, fontsize=matplotlib.rcParams["axes.titlesize"])
+    return fig
+
+
+def plot_confusion(y_true, y_pred, stem, class_names=None, title=None, num_classes=None) -> list[Path]:
+    """Confusion matrix with per-class precision, recall and F1 beside it.
+
+    Cells print the counts and are coloured by the fraction of their row (the true class),
+    so classes of different size compare; a side table lists precision, recall, F1 and the
+    number of test images per class (values more than 0.1 below the column mean in
+    vermillion); the title gives the overall accuracy. Metrics come from
+    `classification_metrics` (numpy only).
+
+    Args:
+        y_true, y_pred: integer class labels.
+        stem: output path without suffix.
+        class_names: optional names of the classes (default: their indices).
+        title: optional text before "Accuracy ..." in the title (e.g. the model).
+        num_classes: number of classes (default: len(class_names) or largest label + 1).
+
+    Returns:
+        ``[stem.png, stem.pdf]``.
+    """
+    with paper_style():
+        return save_figure(_confusion_figure(y_true, y_pred, class_names, title, num_classes), stem)
