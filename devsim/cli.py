@@ -150,11 +150,12 @@ def run(**options):
 @options(DEVICE_OPTIONS + TRAINING_OPTIONS, as_list=True)
 @click.option("--seeds", default=None, help="Seeds to repeat every configuration with, e.g. 0,1,2 (same as --seed 0,1,2).")
 @click.option("--file", "sweep_file", default=None, help="TOML sweep file ([fixed] and [sweep] tables); options given here override [fixed].")
+@click.option("--tie", "ties", multiple=True, help="FIELD=OTHER: FIELD takes the swept OTHER's value, e.g. --tie ltd=ltp (symmetric).")
 @click.option("--workers", type=int, default=1, show_default=True, help="Local processes running runs in parallel.")
 @click.option("--scheduler", default=None, help="Address of a running Dask scheduler (tcp://host:8786) to run the runs on.")
 @click.option("--out", default="results", show_default=True, help="Results root folder.")
 @click.option("--name", default=None, help="Sweep folder name (default: from the file name or the swept options).")
-def sweep(seeds, sweep_file, workers, scheduler, out, name, **options):
+def sweep(seeds, sweep_file, ties, workers, scheduler, out, name, **options):
     """Run the grid of every combination of the listed values; resumable.
 
     Example: devsim sweep --ltp 0.1,0.5,inf --ltd 0.1,0.5,inf --seeds 0,1,2 --epochs 20.
@@ -176,16 +177,19 @@ def sweep(seeds, sweep_file, workers, scheduler, out, name, **options):
             continue
         values = parse_list(key, text)
         (swept if len(values) > 1 else fixed)[key] = values if len(values) > 1 else values[0]
+    tie = {}
+    for text in ties:
+        field, _, source = text.partition("=")
+        if not source:
+            raise click.BadParameter(f"must be FIELD=OTHER such as ltd=ltp, got {text!r}", param_hint="'--tie'")
+        tie[field.strip().replace("-", "_")] = source.strip().replace("-", "_")
     if sweep_file:
-        spec = Sweep.from_file(sweep_file, overrides=fixed)
-        spec.parameters.update(swept)
-        for key in swept:
-            spec.fixed.pop(key, None)
-        if name:
-            spec.name = name
+        base = Sweep.from_file(sweep_file)
+        fixed_all = {k: v for k, v in {**base.fixed, **fixed}.items() if k not in swept}
+        spec = Sweep(name or base.name, {**base.parameters, **swept}, fixed_all, {**base.ties, **tie})
     else:
         default = "sweep_" + "_".join(k for k in swept if k != "seed") if len(swept) > ("seed" in swept) else "sweep_seeds"
-        spec = Sweep(name or default, swept, fixed)
+        spec = Sweep(name or default, swept, fixed, tie)
     with _quiet_stderr():
         folder = run_sweep(spec, out=out, workers=workers, scheduler=scheduler, echo=lambda m: click.echo(m))
     click.echo(f"results: {folder}/ (summary.csv; figures: devsim plot {folder})")

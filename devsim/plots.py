@@ -614,7 +614,7 @@ def _final_vs_param_figure(rows, x, line=None, metric="final", model="device", p
         if fin:
             h = ax.errorbar([p[j] for j in fin], mean[fin], yerr=None if err is None else err[fin], **style)
         if inf:
-            hi = ax.errorbar([p[j] for j in inf], mean[inf], yerr=None if err is None else err[inf], ls="none", **style)
+            hi = ax.errorbar([p[j] for j in inf], mean[inf], yerr=None if err is None else err[inf], **{**style, "ls": "none"})
             h = h or hi
         h.set_label(label)
         shown.extend(mean - (err if err is not None else 0))

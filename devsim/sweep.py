@@ -105,11 +105,14 @@ class Sweep:
         name: sweep folder name.
         parameters: swept `RunConfig` fields -> list of values (the grid axes).
         fixed: `RunConfig` fields held fixed (``out`` and ``name`` are the sweep's).
+        ties: fields that take another swept field's value instead of being an
+            axis, e.g. ``{"ltd": "ltp"}`` sweeps symmetric devices (A_d = A_p).
     """
 
     name: str
     parameters: dict
     fixed: dict = dataclasses.field(default_factory=dict)
+    ties: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if not self.parameters:
@@ -117,6 +120,13 @@ class Sweep:
         for key, values in self.parameters.items():
             if not values:
                 raise ConfigError(f"--{key.replace('_', '-')}: the list of values is empty")
+        for field, source in self.ties.items():
+            if source not in self.parameters:
+                raise ConfigError(f"--tie: {field}={source}: {source} is not swept")
+            if field in self.parameters or field in self.fixed:
+                raise ConfigError(f"--tie: {field} is tied to {source}, so it cannot also be given")
+            if sweepable().get(field) is not sweepable().get(source):
+                raise ConfigError(f"--tie: {field} and {source} take different kinds of values")
         both = set(self.parameters) & set(self.fixed)
         if both:
             raise ConfigError(f"--{sorted(both)[0].replace('_', '-')}: given both as swept and fixed")
@@ -134,6 +144,8 @@ class Sweep:
             [sweep]
             ltp = [0.1, 0.5, "inf"]
             seed = [0, 1, 2]
+            [tie]              # optional: ltd takes ltp's value (symmetric devices)
+            ltd = "ltp"
         """
         path = Path(path)
         try:
@@ -142,9 +154,9 @@ class Sweep:
             raise ConfigError(f"--file: no such file {path}") from None
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"--file: {path} is not a readable TOML sweep file ({exc})") from None
-        unknown = set(spec) - {"name", "fixed", "sweep"}
+        unknown = set(spec) - {"name", "fixed", "sweep", "tie"}
         if unknown:
-            raise ConfigError(f"--file: {path}: unknown table or key {sorted(unknown)[0]!r} (allowed: name, [fixed], [sweep])")
+            raise ConfigError(f"--file: {path}: unknown table or key {sorted(unknown)[0]!r} (allowed: name, [fixed], [sweep], [tie])")
 
         def values(field, v):
             return [parse_value(field, x, f"--file {path.name}: {field}") for x in (v if isinstance(v, list) else [v])]
@@ -152,7 +164,7 @@ class Sweep:
         parameters = {k: values(k, v) for k, v in spec.get("sweep", {}).items()}
         fixed = {k: parse_value(k, v, f"--file {path.name}: {k}") for k, v in spec.get("fixed", {}).items()}
         fixed.update(overrides or {})
-        return cls(spec.get("name", path.stem), parameters, fixed)
+        return cls(spec.get("name", path.stem), parameters, fixed, dict(spec.get("tie", {})))
 
     def runs(self) -> list:
         """``[(hash, swept values, RunConfig), ...]`` in grid order. Validates every config."""
@@ -162,6 +174,7 @@ class Sweep:
         runs = []
         for combo in itertools.product(*(self.parameters[k] for k in keys)):
             swept = dict(zip(keys, combo))
+            swept.update({field: swept[source] for field, source in self.ties.items()})
             config = RunConfig(**self.fixed, **swept)
             h = run_hash(config)
             runs.append((h, swept, config))
@@ -172,6 +185,7 @@ class Sweep:
             "name": self.name,
             "parameters": {k: [_canonical(v) for v in vs] for k, vs in self.parameters.items()},
             "fixed": {k: _canonical(v) for k, v in self.fixed.items()},
+            "ties": dict(self.ties),
             "runs": {h: {k: _canonical(v) for k, v in swept.items()} for h, swept, _ in runs},
         }
 
@@ -226,7 +240,7 @@ def execute(config_dict: dict) -> dict:
 
 def write_summary(sweep_dir: Path, runs) -> Path:
     """summary.csv from every finished run's history (atomic): one row per run, model and epoch."""
-    keys = list(runs[0][1]) if runs else []
+    keys = list(dict.fromkeys(k for _, swept, _ in runs for k in swept))
     rows = []
     for h, swept, _ in runs:
         folder = sweep_dir / h

@@ -222,3 +222,11 @@ def test_local_processes(tmp_path):
     folder = run_sweep(s, out=tmp_path, workers=2, echo=lambda m: None)
     serial = run_sweep(Sweep("p", {"seed": [0, 1]}, TINY), out=tmp_path / "serial", echo=lambda m: None)
     assert histories(folder) == histories(serial)
+
+
+def test_ties_make_symmetric_sweeps():
+    s = Sweep("sym", {"ltp": [0.5, 2.0]}, TINY, {"ltd": "ltp"})
+    assert [(sw["ltp"], sw["ltd"]) for _, sw, _ in s.runs()] == [(0.5, 0.5), (2.0, 2.0)]
+    assert [c.make_device().a_d for _, _, c in s.runs()] == [0.5, 2.0]
+    with pytest.raises(ConfigError, match="--tie"):
+        Sweep("bad", {"ltp": [0.5]}, TINY, {"ltd": "seed"})
