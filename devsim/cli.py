@@ -17,7 +17,7 @@ from devsim import __version__
 
 
 @contextlib.contextmanager
-def _quiet_stderr():
+def quiet_stderr():
     """Hide the C++ start-up chatter TensorFlow prints on stderr (CUDA probing on
     CPU machines) while it loads. Python exceptions still surface afterwards."""
     if os.environ.get("DEVSIM_VERBOSE_TF"):
@@ -131,7 +131,7 @@ def run(**options):
     Writes OUT/NAME/ with config.json, history.csv, states_*.npz, accuracy.png/pdf
     and conductance.png/pdf. Example: devsim run --ltp 0.8 --ltd 0.8
     """
-    with _quiet_stderr():
+    with quiet_stderr():
         from devsim.run import RunConfig, run as run_experiment
 
     config = RunConfig(**options)
@@ -152,10 +152,12 @@ def run(**options):
 @click.option("--file", "sweep_file", default=None, help="TOML sweep file ([fixed] and [sweep] tables); options given here override [fixed].")
 @click.option("--tie", "ties", multiple=True, help="FIELD=OTHER: FIELD takes the swept OTHER's value, e.g. --tie ltd=ltp (symmetric).")
 @click.option("--workers", type=int, default=1, show_default=True, help="Local processes running runs in parallel.")
+@click.option("--stack", type=int, default=8, show_default=True,
+              help="Train up to STACK runs that differ only in A_p/A_d together as one model (same results, faster); 1: off.")
 @click.option("--scheduler", default=None, help="Address of a running Dask scheduler (tcp://host:8786) to run the runs on.")
 @click.option("--out", default="results", show_default=True, help="Results root folder.")
 @click.option("--name", default=None, help="Sweep folder name (default: from the file name or the swept options).")
-def sweep(seeds, sweep_file, ties, workers, scheduler, out, name, **options):
+def sweep(seeds, sweep_file, ties, workers, stack, scheduler, out, name, **options):
     """Run the grid of every combination of the listed values; resumable.
 
     Example: devsim sweep --ltp 0.1,0.5,inf --ltd 0.1,0.5,inf --seeds 0,1,2 --epochs 20.
@@ -190,8 +192,11 @@ def sweep(seeds, sweep_file, ties, workers, scheduler, out, name, **options):
     else:
         default = "sweep_" + "_".join(k for k in swept if k != "seed") if len(swept) > ("seed" in swept) else "sweep_seeds"
         spec = Sweep(name or default, swept, fixed, tie)
-    with _quiet_stderr():
-        folder = run_sweep(spec, out=out, workers=workers, scheduler=scheduler, echo=lambda m: click.echo(m))
+    with quiet_stderr():
+        import devsim.run  # noqa: F401 - load TensorFlow quietly
+    folder = run_sweep(
+        spec, out=out, workers=workers, scheduler=scheduler, stack=stack, echo=click.echo, warn=lambda m: click.echo(m, err=True)
+    )
     click.echo(f"results: {folder}/ (summary.csv; figures: devsim plot {folder})")
     return 0
 
@@ -207,7 +212,7 @@ def fit(csv_file, out, name):
     """
     from pathlib import Path
 
-    with _quiet_stderr():
+    with quiet_stderr():
         from devsim import fitting
 
     data = fitting.read_pulse_csv(csv_file)
@@ -231,7 +236,7 @@ def device(out, name, save, **options):  # noqa: F811 - the command, not the opt
 
     import numpy as np
 
-    with _quiet_stderr():
+    with quiet_stderr():
         from devsim.presets import save_device
         from devsim.run import RunConfig, _check_writable, plot_device_response
 
@@ -279,6 +284,32 @@ def devices():
         )
     click.echo("NeuroSim: online MNIST accuracy of its 400-100-10 MLP (MLP+NeuroSim V3.0 manual, Table II). "
                "Use: devsim run --device ag-si")
+    return 0
+
+
+@cli.command()
+@click.argument("folder")
+@click.option("--out", default=None, help="Where to write the figures (default: the run folder, or <sweep>/figures).")
+def plot(folder, out):
+    """Regenerate every figure of a run or sweep results folder (never retrains).
+
+    A sweep gets accuracy curves per swept value, final accuracy against each swept
+    option, (A_p, A_d) heatmaps and accuracy against states; a run gets accuracy,
+    conductance, prediction grids and confusion matrices.
+    """
+    from pathlib import Path
+
+    if not Path(folder).is_dir():
+        raise click.BadParameter(f"{folder} is not a folder", param_hint="'FOLDER'")
+    with quiet_stderr():
+        from devsim.figures import make_figures
+
+    try:
+        paths = make_figures(folder, out=out)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'FOLDER'") from None
+    for path in paths:
+        click.echo(str(path))
     return 0
 
 

@@ -247,7 +247,7 @@ class ExpDevice:
             room = ops.where(ops.where(up, lin_p, lin_d), room_linear, room)
         return room
 
-    def apply_pulses(self, g, n, seed=None):
+    def apply_pulses(self, g, n, seed=None, noise_shape=None):
         """Apply signed pulse counts and count the pulses lost at the bounds.
 
         Args:
@@ -256,6 +256,8 @@ class ExpDevice:
                 ``n < 0`` LTD, 0 leaves ``g`` exactly as it is.
             seed: ``keras.random.SeedGenerator`` or int for C2C noise; required
                 when ``c2c > 0``.
+            noise_shape: shape of the noise draws (default ``g``'s), broadcast
+                against ``g`` (one draw shared by stacked copies).
 
         Returns:
             ``(g_new, lost)``: the conductances after the pulses, and per device
@@ -273,7 +275,7 @@ class ExpDevice:
         if self.c2c > 0:
             if seed is None:
                 raise ValueError("c2c > 0 needs a seed (a keras.random.SeedGenerator or int) for its noise")
-            xi = random.normal(ops.shape(g_new), dtype=g.dtype, seed=seed)
+            xi = random.normal(noise_shape or ops.shape(g_new), dtype=g.dtype, seed=seed)
             sigma = self.c2c * (ops.sqrt(k) if self.c2c_mode == "sqrt" else ops.abs(g_new - g))
             g_new = ops.clip(g_new + sigma * xi, 0.0, 1.0)
         g_new = ops.where(k == 0, g, g_new)
@@ -283,7 +285,7 @@ class ExpDevice:
             lost = ops.where(free, lost, k)
         return g_new, lost
 
-    def read(self, g, seed=None):
+    def read(self, g, seed=None, noise_shape=None):
         """The normalized conductance the periphery reads from devices at ``g``.
 
         ``G/Gmax = range_scale * (f + (1 - f) g) * (1 + read_noise * xi)`` with
@@ -297,7 +299,8 @@ class ExpDevice:
         f = 0.0 if math.isinf(self.on_off) else 1.0 / self.on_off
         conductance = ops.cast(self.range_scale, g.dtype) * (f + (1.0 - f) * g)
         if noisy:
-            conductance = conductance * (1.0 + self.read_noise * random.normal(ops.shape(g), dtype=g.dtype, seed=seed))
+            xi = random.normal(noise_shape or ops.shape(g), dtype=g.dtype, seed=seed)
+            conductance = conductance * (1.0 + self.read_noise * xi)
         return (conductance - f) / (1.0 - f)
 
     def stuck_values(self, g):

@@ -25,7 +25,7 @@ import numpy as np
 from devsim import plots
 
 __all__ = ["CLASS_NAMES", "FigureList", "load_summary", "load_history", "run_figures", "sweep_figures",
-           "make_figures"]
+           "sweep_plan", "make_figures"]
 
 CLASS_NAMES = {
     "mnist": [str(i) for i in range(10)],
@@ -144,17 +144,19 @@ def run_figures(run_folder, out=None, n=16, warn=None) -> FigureList:
         note(f"{folder}: cannot load the test set ({exc}); predictions and confusion figures skipped")
         return paths
     expected = (config.get("dataset") or {}).get("sha256")
-    if expected and data.info()["sha256"] != expected:
+    digest = data.info()["sha256"] if expected else None
+    if expected and digest != expected:
         note(f"{folder}: the {dataset} data loaded now differ from the data the run used "
-             f"(sha256 {data.info()['sha256']} vs {expected}); the figures use the data loaded now")
+             f"(sha256 {digest} vs {expected}); the figures use the data loaded now")
     if cfg.get("bias"):
         note(f"{folder}: the run has biases but they are not saved; predictions use zero biases")
     names = CLASS_NAMES.get(data.name)
     batch = int(cfg.get("eval_batch_size") or 2048)
     final = config.get("final") or {}
+    # One network for all models (same architecture): its predict function is traced once.
+    model = build_mlp(data.x_test.shape[1:], tuple(cfg.get("hidden") or (128,)), cfg.get("activation", "relu"),
+                      use_bias=bool(cfg.get("bias")), crop=cfg.get("crop"), name="mlp")
     for m in trained:
-        model = build_mlp(data.x_test.shape[1:], tuple(cfg.get("hidden") or (128,)), cfg.get("activation", "relu"),
-                          use_bias=bool(cfg.get("bias")), crop=cfg.get("crop"), name=f"mlp_{m}")
         with np.load(folder / f"states_{m}.npz") as arrays:
             for layer in model.layers:
                 if not hasattr(layer, "kernel"):
@@ -181,12 +183,15 @@ def run_figures(run_folder, out=None, n=16, warn=None) -> FigureList:
 
 
 def _swept(meta, rows):
-    """The swept parameters (sweep.json order, seed last) and the parameter columns of the rows."""
+    """The swept parameters (sweep.json order; not the seed, not tied fields) and the parameter columns."""
     parameters = meta.get("parameters") or {}
+    ties = meta.get("ties") or {}
     columns = plots._param_names(rows)
     params = [p for p in parameters if p in columns] + [p for p in columns if p not in parameters]
     swept = []
     for p in params:
+        if p in ties:
+            continue
         values = parameters.get(p)
         if values is None:
             values = [r.get(p) for r in rows]
@@ -197,15 +202,80 @@ def _swept(meta, rows):
     return swept, params
 
 
+def sweep_plan(swept, params, ties=None, fixed=None) -> list[tuple[str, object, dict]]:
+    """Which figures a sweep gets: ``[(stem, plot function, keyword arguments), ...]``.
+
+    Args:
+        swept: the swept parameters other than the seed and tied fields, in sweep order.
+        params: every parameter column of the summary (seed and tied fields included).
+        ties: {field: source} from sweep.json: fields that take another's value.
+        fixed: the fixed fields from sweep.json (names the device of a seeds-only sweep).
+
+    Returns:
+        For a sweep of seeds only, ``curves_models`` (every model, mean over seeds).
+    """
+    ties = dict(ties or {})
+    if not swept:
+        device = [plots.value_label(p, plots.parse_value(v)) for p, v in (fixed or {}).items()
+                  if p in ("device", "ltp", "ltd", "nl_ltp", "nl_ltd", "states") and v is not None]
+        labels = {"device": "device: " + ", ".join(device)} if device else None
+        return [("curves_models", plots.plot_sweep_curves,
+                 {"param": "model", "model": None, "params": params, "labels": labels})]
+    plan = []
+    pairs = [(a, b) for a, b in HEATMAP_PAIRS if a in swept and b in swept]
+    for p in swept:
+        plan.append((f"curves_{p}", plots.plot_sweep_curves, {"param": p, "params": params, "ties": ties}))
+    for p in swept:
+        others = [q for q in swept if q != p]
+        line = None
+        if len(swept) == 2 and not any({p, others[0]} == set(pair) for pair in pairs):
+            line = others[0]
+        if p in ("states", "states_ltd"):
+            kwargs = {"param": p, "line": line, "params": params, "ties": ties}
+            plan.append((f"final_{p}", plots.plot_vs_states, kwargs))
+        else:
+            kwargs = {"x": p, "line": line, "params": params, "ties": ties}
+            plan.append((f"final_{p}", plots.plot_final_vs_param, kwargs))
+    for a, b in pairs:
+        plan.append((f"heatmap_{a}_{b}", plots.plot_heatmap, {"x": a, "y": b, "params": params, "ties": ties}))
+    return plan
+
+
+def _read_sweep(folder):
+    """(sweep.json, rows without failed runs, swept parameters, parameter columns, notes)."""
+    meta = json.loads((folder / "sweep.json").read_text())
+    rows = load_summary(folder)
+    status, notes = {}, []
+    for r in rows:
+        status.setdefault(r.get("run"), set()).add(str(r.get("status") or "complete"))
+    failed = sorted(run for run, s in status.items() if "failed" in s)
+    diverged = sorted(run for run, s in status.items() if "diverged" in s and "failed" not in s)
+    missing = sorted(set(meta.get("runs") or {}) - set(status))
+    if failed:
+        notes.append(f"skipped {len(failed)} failed run(s) of {len(status)}: {', '.join(map(str, failed))}")
+    if diverged:
+        notes.append(f"{len(diverged)} diverged run(s) included with their last recorded epoch")
+    if missing:
+        notes.append(f"{len(missing)} run(s) listed in sweep.json have no rows in summary.csv")
+    rows = [r for r in rows if str(r.get("status") or "complete") != "failed"]
+    swept, params = _swept(meta, rows)
+    if not rows:
+        notes.append("no usable rows in summary.csv; no figures")
+    return meta, rows, swept, params, notes
+
+
 def sweep_figures(sweep_folder, out=None, echo=print) -> FigureList:
-    """The figures a sweep calls for, chosen from what was swept.
+    """The figures a sweep calls for, chosen from what was swept (see `sweep_plan`).
 
     For every swept parameter other than the seed: ``curves_<p>`` (test accuracy against
     epoch, one colour per value) and ``final_<p>`` (final test accuracy against the
     parameter; with exactly two swept parameters that are not a heatmap pair, one line per
     value of the other). ``final_states`` is drawn against a log2 axis (`plot_vs_states`).
-    ``heatmap_ltp_ltd`` / ``heatmap_nl_ltp_nl_ltd`` when both of a pair are swept. Failed
-    runs are skipped; a note (printed with `echo` and kept in ``notes``) says how many.
+    ``heatmap_ltp_ltd`` / ``heatmap_nl_ltp_nl_ltd`` when both of a pair are swept. Fields
+    tied to another (sweep.json "ties", e.g. ltd = ltp) are not axes of their own; their
+    symbol joins the source's ("A_p = A_d"). A sweep of seeds only gets ``curves_models``
+    (device, linear and float, mean over the seeds). Failed runs are skipped; a note
+    (printed with `echo` and kept in ``notes``) says how many.
 
     Args:
         sweep_folder: a folder written by ``devsim sweep`` (sweep.json, summary.csv).
@@ -216,44 +286,13 @@ def sweep_figures(sweep_folder, out=None, echo=print) -> FigureList:
         The paths written, a `FigureList` with ``notes``.
     """
     folder = Path(sweep_folder)
-    meta = json.loads((folder / "sweep.json").read_text())
-    rows = load_summary(folder)
+    meta, rows, swept, params, notes = _read_sweep(folder)
     out = Path(out) if out is not None else folder / "figures"
-    paths = FigureList()
-    status = {}
-    for r in rows:
-        status.setdefault(r.get("run"), set()).add(str(r.get("status") or "complete"))
-    failed = sorted(run for run, s in status.items() if "failed" in s)
-    diverged = sorted(run for run, s in status.items() if "diverged" in s and "failed" not in s)
-    missing = sorted(set(meta.get("runs") or {}) - set(status))
-    if failed:
-        paths.notes.append(f"skipped {len(failed)} failed run(s) of {len(status)}: {', '.join(map(str, failed))}")
-    if diverged:
-        paths.notes.append(f"{len(diverged)} diverged run(s) included with their last recorded epoch")
-    if missing:
-        paths.notes.append(f"{len(missing)} run(s) listed in sweep.json have no rows in summary.csv")
-    rows = [r for r in rows if str(r.get("status") or "complete") != "failed"]
-    swept, params = _swept(meta, rows)
-    if not rows:
-        paths.notes.append("no usable rows in summary.csv; no figures")
-    elif not swept:
-        paths.notes.append("nothing but the seed was swept; no sweep figures")
-    else:
+    paths = FigureList(notes=notes)
+    if rows:
         out.mkdir(parents=True, exist_ok=True)
-        pairs = [(a, b) for a, b in HEATMAP_PAIRS if a in swept and b in swept]
-        for p in swept:
-            paths += plots.plot_sweep_curves(rows, p, out / f"curves_{p}", params=params)
-        for p in swept:
-            others = [q for q in swept if q != p]
-            line = None
-            if len(swept) == 2 and not any({p, others[0]} == set(pair) for pair in pairs):
-                line = others[0]
-            if p in ("states", "states_ltd"):
-                paths += plots.plot_vs_states(rows, out / f"final_{p}", line=line, params=params, param=p)
-            else:
-                paths += plots.plot_final_vs_param(rows, p, out / f"final_{p}", line=line, params=params)
-        for a, b in pairs:
-            paths += plots.plot_heatmap(rows, a, b, out / f"heatmap_{a}_{b}", params=params)
+        for stem, plot, kwargs in sweep_plan(swept, params, meta.get("ties"), meta.get("fixed")):
+            paths += plot(rows, stem=out / stem, **kwargs)
     if echo:
         for message in paths.notes:
             echo(f"{folder.name}: {message}")

@@ -16,6 +16,15 @@ def build_mlp(input_shape, hidden=(128,), activation="relu", classes=10, use_bia
     "sigmoid", crop=20)``: the central 20x20 pixels, where MNIST's digits lie.
     Layers are named ``dense_1``, ``dense_2``, ... so results name them stably.
     """
+    layers = input_layers(input_shape, crop)
+    for i, units in enumerate(hidden, start=1):
+        layers.append(keras.layers.Dense(units, activation=activation, use_bias=use_bias, name=f"dense_{i}"))
+    layers.append(keras.layers.Dense(classes, activation="softmax", use_bias=use_bias, name=f"dense_{len(hidden) + 1}"))
+    return keras.Sequential(layers, name=name)
+
+
+def input_layers(input_shape, crop=None):
+    """Input, the optional central crop, and Flatten: the layers before the first Dense."""
     layers = [keras.Input(shape=tuple(input_shape))]
     if crop:
         h, w = input_shape[:2]
@@ -24,7 +33,4 @@ def build_mlp(input_shape, hidden=(128,), activation="relu", classes=10, use_bia
             layers.append(keras.layers.Reshape((h, w, 1)))
         layers.append(keras.layers.Cropping2D(((top, h - crop - top), (left, w - crop - left)), name="crop"))
     layers.append(keras.layers.Flatten())
-    for i, units in enumerate(hidden, start=1):
-        layers.append(keras.layers.Dense(units, activation=activation, use_bias=use_bias, name=f"dense_{i}"))
-    layers.append(keras.layers.Dense(classes, activation="softmax", use_bias=use_bias, name=f"dense_{len(hidden) + 1}"))
-    return keras.Sequential(layers, name=name)
+    return layers

@@ -82,6 +82,10 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         include: ``include(variable) -> bool`` selects the variables on
             devices. Defaults to every variable named ``kernel``.
         seed: seed of the stochastic-rounding draws (int or None).
+        stack_axes: number of leading axes of every device variable that index
+            independent copies trained together (`devsim.stacked`): random
+            draws are shared across them, so each copy sees exactly the draws
+            it would see alone, and pulse counts are kept per copy.
         name: optimizer name.
     """
 
@@ -95,6 +99,7 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         update: str = "batch",
         include=None,
         seed: int | None = None,
+        stack_axes: int = 0,
         name: str = "device_optimizer",
     ):
         super().__init__(learning_rate=0.0, name=name)
@@ -115,6 +120,7 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         self.update = update
         self.include = include or is_kernel
         self.seed = seed
+        self.stack_axes = int(stack_axes)
 
     def device_for(self, variable) -> ExpDevice:
         """The device model of a device-mapped variable."""
@@ -156,8 +162,9 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
                 )
             )
             v.assign(ops.cast(self.mapping.weights(device.read(g0)), v.dtype))
-            applied.append(self.add_variable((), "zeros", "int64", name=f"{layer_name(v)}_pulses"))
-            lost.append(self.add_variable((), "zeros", "int64", name=f"{layer_name(v)}_lost"))
+            copies = tuple(v.shape[: self.stack_axes])
+            applied.append(self.add_variable(copies, "zeros", "int64", name=f"{layer_name(v)}_pulses"))
+            lost.append(self.add_variable(copies, "zeros", "int64", name=f"{layer_name(v)}_lost"))
             devices.append(device)
         self._device_vars, self._states, self._layer_devices = device_vars, states, devices
         self._applied, self._lost = applied, lost
@@ -209,6 +216,14 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
             ]
         )
 
+    def _noise_shape(self, variable):
+        return tuple(variable.shape[self.stack_axes:]) if self.stack_axes else None
+
+    def _count(self, x):
+        """Sum over everything but the stacked copies."""
+        axes = tuple(range(self.stack_axes, len(x.shape)))
+        return ops.cast(ops.sum(x, axis=axes), "int64")
+
     def _program(self, weight_changes):
         rule = PULSE_RULES[self.pulses]
         read_seed = self._seed_generator if self.update == "batch" else None  # next forward pass reads afresh
@@ -216,14 +231,15 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
             self._device_vars, self._states, self._layer_devices, self._applied, self._lost, weight_changes
         ):
             dw = ops.cast(dw, "float32")
+            shape = self._noise_shape(v)
             max_pulses = device.num_pulses if self.max_pulses is None else self.max_pulses
-            n = self.mapping.route(rule(dw, self.mapping.dw_min(device, dw), max_pulses, seed=self._seed_generator))
-            g_new, n_lost = device.apply_pulses(g.value, n, seed=self._seed_generator)
-            n_lost = ops.sum(n_lost)
-            applied.assign_add(ops.cast(ops.sum(ops.abs(n)) - n_lost, "int64"))
-            lost.assign_add(ops.cast(n_lost, "int64"))
+            n = rule(dw, self.mapping.dw_min(device, dw), max_pulses, seed=self._seed_generator, noise_shape=shape)
+            n = self.mapping.route(n)
+            g_new, n_lost = device.apply_pulses(g.value, n, seed=self._seed_generator, noise_shape=shape)
+            applied.assign_add(self._count(ops.abs(n) - n_lost))
+            lost.assign_add(self._count(n_lost))
             g.assign(g_new)
-            v.assign(ops.cast(self.mapping.weights(device.read(g_new, read_seed)), v.dtype))
+            v.assign(ops.cast(self.mapping.weights(device.read(g_new, read_seed, shape)), v.dtype))
 
     @property
     def has_read_noise(self) -> bool:
@@ -238,7 +254,7 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         """
         seed = self._seed_generator if noisy else None
         for v, g, device in zip(self._device_vars, self._states, self._layer_devices):
-            v.assign(ops.cast(self.mapping.weights(device.read(g.value, seed)), v.dtype))
+            v.assign(ops.cast(self.mapping.weights(device.read(g.value, seed, self._noise_shape(v))), v.dtype))
 
     def stuck_counts(self) -> dict:
         """Stuck devices per layer: ``{"stuck_gmin_<layer>": int, "stuck_gmax_<layer>": int}``."""
@@ -253,15 +269,17 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         """Pulses applied and lost at the bounds per layer since the last reset.
 
         Returns:
-            ``{"pulses_applied_<layer>": int, "pulses_lost_<layer>": int, ...}``.
+            ``{"pulses_applied_<layer>": int, "pulses_lost_<layer>": int, ...}``
+            (with ``stack_axes``, int arrays with one count per copy).
         """
         counts = {}
         for v, applied, lost in zip(self._device_vars, self._applied, self._lost):
-            counts[f"pulses_applied_{layer_name(v)}"] = int(applied.numpy())
-            counts[f"pulses_lost_{layer_name(v)}"] = int(lost.numpy())
+            for key, var in (("applied", applied), ("lost", lost)):
+                value = var.numpy()
+                counts[f"pulses_{key}_{layer_name(v)}"] = int(value) if value.ndim == 0 else value.copy()
             if reset:
-                applied.assign(0)
-                lost.assign(0)
+                applied.assign(ops.zeros_like(applied))
+                lost.assign(ops.zeros_like(lost))
         return counts
 
     def device_states(self) -> dict:
@@ -283,6 +301,7 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
             "max_pulses": self.max_pulses,
             "update": self.update,
             "seed": self.seed,
+            "stack_axes": self.stack_axes,
         }
 
     @classmethod

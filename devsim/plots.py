@@ -10,7 +10,6 @@ pyplot global state or backend switch is involved, and every file is written thr
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 import matplotlib
@@ -254,6 +253,7 @@ PARAM_LABELS = {
     "init": ("Initial states", "init"),
     "dataset": ("Dataset", "dataset"),
     "seed": ("Seed", "seed"),
+    "model": ("Model", "model"),
 }
 """Axis label (with units where there are any) and legend symbol of each RunConfig field."""
 
@@ -266,6 +266,7 @@ _STANDARD_COLUMNS = {"run", "model", "epoch", "train_loss", "train_accuracy", "t
 _BLUE, _RED, _GREY = OKABE_ITO[0], OKABE_ITO[1], "#BBBBBB"
 _VALUE_COLORS = OKABE_ITO[:6]  # without yellow (poor on white) and black (kept for the linear device)
 _MARKERS = "osD^vP<>X*"
+_REFERENCE_STYLES = {"float": ("0.55", ".", (0, (5, 2))), "linear": ("0.2", "x", ":")}  # colour, marker, dashes
 _MINUS = "\u2212"
 
 
@@ -287,6 +288,8 @@ def parse_value(value):
     text = str(value).strip()
     if not text:
         return None
+    if text.startswith("[") and text.endswith("]"):  # a list written by csv: "[256, 128]"
+        return ",".join(p.strip() for p in text[1:-1].split(",") if p.strip())
     for kind in (int, float):
         try:
             return kind(text)
@@ -317,18 +320,39 @@ def format_value(v) -> str:
     return str(v)
 
 
-def param_label(param) -> str:
-    """Axis label of a swept parameter, e.g. "LTP curvature $A_\\mathrm{p}$", "Number of states"."""
-    return PARAM_LABELS.get(param, (param.replace("_", " ").capitalize(), param))[0]
+def _tied_to(param, ties):
+    """The fields tied to `param` (they take its value), e.g. ["ltd"] for ties {"ltd": "ltp"}."""
+    return [field for field, source in (ties or {}).items() if source == param]
 
 
-def param_symbol(param) -> str:
-    return PARAM_LABELS.get(param, (None, param.replace("_", " ")))[1]
+def param_label(param, ties=None) -> str:
+    """Axis label of a swept parameter, e.g. "LTP curvature $A_\\mathrm{p}$", "Number of states".
+
+    With `ties` ({field: source}, fields that take another's value), the tied symbols are
+    added: "LTP curvature $A_\\mathrm{p}$ = $A_\\mathrm{d}$".
+    """
+    label = PARAM_LABELS.get(param, (param.replace("_", " ").capitalize(), param))[0]
+    return " = ".join([label] + [param_symbol(f) for f in _tied_to(param, ties)])
 
 
-def value_label(param, v) -> str:
+def param_symbol(param, ties=None) -> str:
+    """Legend symbol of a parameter, e.g. "$A_\\mathrm{p}$" (with ties: "$A_\\mathrm{p}$ = $A_\\mathrm{d}$")."""
+    symbol = PARAM_LABELS.get(param, (None, param.replace("_", " ")))[1]
+    return " = ".join([symbol] + [param_symbol(f) for f in _tied_to(param, ties)])
+
+
+def value_label(param, v, ties=None) -> str:
     """Legend text of one value, e.g. "$A_\\mathrm{p}$ = 0.5" or "$A_\\mathrm{p}$ = ∞ (linear)"."""
-    text = f"{param_symbol(param)} = {format_value(v)}"
+    if param == "model":
+        return MODEL_NAMES.get(v, str(v))
+    return f"{param_symbol(param, ties)} = {_compact_label(param, v)}"
+
+
+def _compact_label(param, v) -> str:
+    """Legend text of a value when the parameter is named in the legend title: "0.5", "∞ (linear)"."""
+    if param == "model":
+        return MODEL_NAMES.get(v, str(v))
+    text = format_value(v)
     if param in _LINEAR_AT and _is_number(v) and v == _LINEAR_AT[param]:
         text += " (linear)"
     return text
@@ -345,16 +369,22 @@ def _param_names(rows):
 def _runs(rows, model, params=None, what="plot"):
     """Per run of one model: {"params": {p: value}, "acc": {epoch: test accuracy}, "status"}.
 
-    Rows with status "failed" are dropped, as are runs without any test accuracy.
+    Rows with status "failed" are dropped, as are runs without any test accuracy. With
+    ``model=None`` every model of every run is one entry, with "model" as a parameter.
     """
     rows = list(rows)
-    params = _param_names(rows) if params is None else list(params)
+    params = _param_names(rows) if params is None else [p for p in params if p != "model"]
     runs = {}
     for row in rows:
-        if str(row.get("model")) != model or str(row.get("status") or "complete") == "failed":
+        if (model is not None and str(row.get("model")) != model) or row.get("model") in (None, ""):
+            continue
+        if str(row.get("status") or "complete") == "failed":
             continue
         values = {p: parse_value(row.get(p)) for p in params}
         key = row.get("run") or tuple(values.values())
+        if model is None:
+            values["model"] = str(row["model"])
+            key = (key, values["model"])
         run = runs.setdefault(key, {"params": values, "acc": {}, "status": str(row.get("status") or "complete")})
         epoch, acc = _num(row.get("epoch")), _num(row.get("test_accuracy"))
         if epoch is not None and acc is not None:
@@ -362,7 +392,7 @@ def _runs(rows, model, params=None, what="plot"):
     runs = {k: r for k, r in runs.items() if r["acc"]}
     if not runs:
         raise ValueError(f"{what}: no test accuracies for model {model!r} (failed runs are skipped)")
-    return runs, params
+    return runs, params + (["model"] if model is None else [])
 
 
 def _metric(run, metric):
@@ -378,52 +408,120 @@ def _check_param(params, name, what):
         raise ValueError(f"{what}: no parameter column {name!r} (have: {', '.join(params) or 'none'})")
 
 
-def _pooled(runs, keep, params):
-    """What a mean pools over besides the parameters kept: "3 seeds × 4 $A_\\mathrm{d}$"."""
+def _pooled(runs, keep, params, ties=None):
+    """What a mean pools over besides the parameters kept: "3 seeds × 4 values of $A_\\mathrm{d}$"."""
     parts = []
-    for p in params:
-        if p in keep:
+    for p in sorted(params, key=lambda p: p != "seed"):
+        if p in keep or p in (ties or {}):
             continue
         n = len({r["params"][p] for r in runs.values()})
         if n > 1:
-            parts.append(f"{n} seeds" if p == "seed" else f"{n} {param_symbol(p)}")
+            parts.append(f"{n} seeds" if p == "seed" else f"{n} values of {param_symbol(p, ties)}")
     return " × ".join(parts)
 
 
-def _value_styles(values):
-    """Colour and marker per value: Okabe-Ito (viridis beyond 6), black for infinity (linear)."""
-    finite = [v for v in values if not (_is_number(v) and math.isinf(v) and v > 0)]
+def _counts_note(counts, unit="point"):
+    """["2–3 runs per point"] when groups hold different numbers of runs (e.g. a failed seed), else []."""
+    counts = list(counts)
+    if counts and min(counts) != max(counts):
+        return [f"{min(counts)}–{max(counts)} runs per {unit}"]
+    return []
+
+
+def _enlarge_inf(labels):
+    """The "∞" glyph is small next to digits: give its tick label a larger size."""
+    for t in labels:
+        if t.get_text() == "∞":
+            t.set_fontsize(t.get_fontsize() * 1.2)
+
+
+def _is_linear_value(param, v):
+    """True for the value of a parameter that makes the device linear (A = ∞, NL = 0)."""
+    if param in _LINEAR_AT:
+        return _is_number(v) and v == _LINEAR_AT[param]
+    return _is_number(v) and v == math.inf
+
+
+def _value_styles(values, param=None):
+    """Colour and marker per value: Okabe-Ito (viridis beyond 6), black for the linear device (A = ∞, NL = 0)."""
+    finite = [v for v in values if not _is_linear_value(param, v)]
     if len(finite) <= len(_VALUE_COLORS):
         colors = _VALUE_COLORS[:len(finite)]
     else:
         colors = [matplotlib.colormaps["viridis"](t) for t in np.linspace(0, 0.88, len(finite))]
     styles, k = {}, 0
     for i, v in enumerate(values):
-        if v in finite:
+        if _is_linear_value(param, v):
+            styles[v] = ("#000000", _MARKERS[i % len(_MARKERS)])
+        else:
             styles[v] = (colors[k], _MARKERS[i % len(_MARKERS)])
             k += 1
-        else:
-            styles[v] = ("#000000", _MARKERS[i % len(_MARKERS)])
     return styles
 
 
-def _visible_len(text):
-    """Rough printed length of a label (mathtext markup removed)."""
-    text = re.sub(r"\\mathrm|[\\${}_^]", "", text)
-    return len(text)
+def _renderer(fig):
+    """A renderer to measure text with (attaches an Agg canvas to a bare `Figure`)."""
+    if not hasattr(fig.canvas, "get_renderer"):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(fig)
+    return fig.canvas.get_renderer()
 
 
-def _legend_top(ax, handles, title=None, width=56):
-    """Legend above the axes (never over data), in as many columns as fit the figure width."""
-    names = [h.get_label() for h in handles]
-    ncols = next((n for n in range(len(names), 0, -1)
-                  if sum(max(map(_visible_len, names[i::n])) + 6 for i in range(n)) <= width), 1)
-    legend = ax.legend(handles, names, loc="lower left", bbox_to_anchor=(0, 1.02), ncols=ncols, frameon=False,
-                       borderaxespad=0, columnspacing=1.2, handlelength=1.8, title=title, alignment="left")
-    if title:
-        legend.get_title().set_fontsize(matplotlib.rcParams["legend.fontsize"])
-        legend.get_title().set_color("0.3")
-    return legend
+def _wrap(fig, parts, room, fontsize):
+    """Join phrases with "; ", starting a new line where the next phrase would pass `room` pixels."""
+    parts = [parts] if isinstance(parts, str) else list(parts or ())
+    renderer = _renderer(fig)
+    lines = []
+    for part in parts:
+        if lines:
+            probe = fig.text(0, 0, lines[-1] + "; " + part, fontsize=fontsize)
+            fits = probe.get_window_extent(renderer).width <= room
+            probe.remove()
+            if fits:
+                lines[-1] += "; " + part
+                continue
+            lines[-1] += ";"
+        lines.append(part)
+    return "\n".join(lines) or None
+
+
+def _legend_top(ax, handles, title=(), compact=None, compact_title=()):
+    """Legend above the axes (never over data), in as many columns as fit the figure width.
+
+    `title` is a list of phrases, joined by "; " and wrapped between phrases to fit. If
+    the labels need more than two rows and `compact` labels are given, those are used
+    instead, with `compact_title` (e.g. the values alone, with the parameter in the title).
+    """
+    fig = ax.figure
+    renderer = _renderer(fig)
+    room = (fig.get_figwidth() - 0.62) * fig.dpi  # the axes start about 0.6 in from the left edge
+
+    def make(labels, ncols, title=None):
+        legend = ax.legend(handles, labels, loc="lower left", bbox_to_anchor=(0, 1.02), ncols=ncols,
+                           frameon=False, borderaxespad=0, columnspacing=1.2, handlelength=1.8, title=title,
+                           alignment="left", title_fontproperties={"size": matplotlib.rcParams["legend.fontsize"]})
+        if title:
+            legend.get_title().set_color("0.3")
+        return legend
+
+    def fit(labels):
+        for ncols in range(len(labels), 0, -1):
+            legend = make(labels, ncols)
+            width = legend.get_window_extent(renderer).width
+            legend.remove()
+            if width <= room or ncols == 1:
+                return ncols
+
+    def wrap(parts):
+        return _wrap(fig, parts, room, matplotlib.rcParams["legend.fontsize"])
+
+    labels = [h.get_label() for h in handles]
+    ncols = fit(labels)
+    if math.ceil(len(labels) / ncols) > 2 and compact:
+        labels, title = list(compact), compact_title
+        ncols = fit(labels)
+    return make(labels, ncols, wrap(title))
 
 
 def _accuracy_ylim(ax, values):
@@ -437,14 +535,17 @@ def _accuracy_ylim(ax, values):
         ax.set_ylim(0, 1)
 
 
-def _sweep_curves_figure(rows, param, model="device", band="minmax", params=None) -> Figure:
+def _sweep_curves_figure(rows, param, model="device", band="minmax", params=None, ties=None, labels=None) -> Figure:
     """Build the sweep-curves figure (call inside `paper_style()`). See plot_sweep_curves."""
     if band not in ("minmax", "std"):
         raise ValueError(f"band: must be 'minmax' or 'std', got {band!r}")
     runs, params = _runs(rows, model, params, "plot_sweep_curves")
     _check_param(params, param, "plot_sweep_curves")
     values = sorted({r["params"][param] for r in runs.values()}, key=_sort_key)
-    styles = _value_styles(values)
+    if param == "model":
+        values.sort(key=lambda v: list(MODEL_NAMES).index(v) if v in MODEL_NAMES else len(MODEL_NAMES))
+    styles = _value_styles(values, param)
+    labels = labels or {}
     fig = Figure()
     ax = fig.add_subplot()
     handles, shown, banded = [], [], False
@@ -452,54 +553,65 @@ def _sweep_curves_figure(rows, param, model="device", band="minmax", params=None
         color, marker = styles[v]
         mine = [r for r in runs.values() if r["params"][param] == v]
         epochs = sorted(set().union(*(r["acc"] for r in mine)))
-        acc = [np.array([r["acc"][e] for r in mine if e in r["acc"]]) for e in epochs]
+        acc = [_seed_means((r["params"].get("seed"), r["acc"][e]) for r in mine if e in r["acc"]) for e in epochs]
         mean = np.array([a.mean() for a in acc])
         if band == "std":
             lo = mean - np.array([a.std(ddof=1) if len(a) > 1 else 0.0 for a in acc])
             hi = 2 * mean - lo
         else:
             lo, hi = np.array([a.min() for a in acc]), np.array([a.max() for a in acc])
-        if len(mine) > 1:
-            ax.fill_between(epochs, lo, hi, color=color, alpha=0.18, lw=0)
+        if max(map(len, acc)) > 1:
+            ax.fill_between(epochs, lo, hi, color=color, alpha=0.14, lw=0)
             banded = True
         (line,) = ax.plot(epochs, mean, color=color, marker=marker, markevery=max(1, len(epochs) // 10),
-                          label=value_label(param, v), zorder=3)
+                          label=labels.get(v, value_label(param, v, ties)), zorder=3)
         handles.append(line)
         shown += [*lo, *hi, *mean]
     ax.set_xlabel("Epoch")
     ax.set_ylabel("Test accuracy")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
     _accuracy_ylim(ax, shown)
-    pooled = _pooled(runs, {param}, params)
-    title = f"Mean over {pooled}" if pooled else "One run per value"
+    pooled = _pooled(runs, {param}, params, ties)
+    counts = [sum(r["params"][param] == v for r in runs.values()) for v in values]
+    title = [f"mean over {pooled}" if pooled else "one run per value", *_counts_note(counts, "line")]
     if banded:
-        title += "; band: " + ("min–max" if band == "minmax" else "mean ± s.d.")
-    if model != "device":
-        title = f"{MODEL_NAMES.get(model, model)}: " + title
-    _legend_top(ax, handles, title=title)
+        title.append("band: " + ("min–max" if band == "minmax" else "mean ± s.d.") + " over seeds")
+    if model not in ("device", None):
+        title[0] = f"{MODEL_NAMES.get(model, model)}: {title[0]}"
+    _legend_top(ax, handles, title=[title[0][0].upper() + title[0][1:], *title[1:]],
+                compact=None if param == "model" else [labels.get(v, _compact_label(param, v)) for v in values],
+                compact_title=[f"{param_symbol(param, ties)}: {title[0]}", *title[1:]])
     return fig
 
 
-def plot_sweep_curves(rows, param, stem, model="device", band="minmax", params=None) -> list[Path]:
+def plot_sweep_curves(rows, param, stem, model="device", band="minmax", params=None, ties=None,
+                      labels=None) -> list[Path]:
     """Test accuracy against epoch, one colour per value of a swept parameter.
 
     Each line is the mean over every run with that value (over seeds and over any other
-    swept parameter: the legend title says which), the band their min..max
-    (``band="minmax"``) or mean ± s.d. (``band="std"``).
+    swept parameter: the legend title says which). The band spans the seeds: each seed's
+    mean over the other pooled parameters, min..max (``band="minmax"``) or mean ± s.d.
+    (``band="std"``), so it shows seed-to-seed variation, not the spread over the other
+    parameters. A single seed gives no band.
 
     Args:
         rows: summary.csv rows (dicts; values may be strings) with columns run, the
             parameters, model, epoch, test_accuracy and status. Failed runs are skipped.
         param: the swept parameter, e.g. "ltp".
         stem: output path without suffix.
-        model: which model's curves ("device", "linear" or "float").
+        model: which model's curves ("device", "linear" or "float"); None with
+            ``param="model"`` draws one colour per model (e.g. a sweep of seeds only).
+        band: "minmax" or "std".
         params: the parameter columns (default: every non-standard column).
+        ties: {field: source} of fields that take another swept field's value (e.g.
+            {"ltd": "ltp"}, symmetric devices): legends read "A_p = A_d = 0.5".
+        labels: optional {value: legend label}.
 
     Returns:
         ``[stem.png, stem.pdf]``.
     """
     with paper_style():
-        return save_figure(_sweep_curves_figure(rows, param, model, band, params), stem)
+        return save_figure(_sweep_curves_figure(rows, param, model, band, params, ties, labels), stem)
 
 
 def _x_layout(x, values, log2=False):
@@ -511,7 +623,7 @@ def _x_layout(x, values, log2=False):
     has_inf = len(finite) < len(values)
     if log2 and finite and min(finite) > 0:
         scale = "log2"
-    elif x in _CURVATURES and finite and min(finite) > 0 and max(finite) / min(finite) > 10:
+    elif finite and min(finite) > 0 and max(finite) / min(finite) > 10 and (x in _CURVATURES or _geometric(finite)):
         scale = "log"
     else:
         scale = "linear"
@@ -531,13 +643,22 @@ def _x_layout(x, values, log2=False):
     return scale, pos, x_inf
 
 
+def _geometric(values):
+    """True when positive values look log-spaced (0.001, 0.01, 0.1) rather than evenly spaced."""
+    v = np.sort(np.asarray(values, float))
+    if len(v) < 3:
+        return v[-1] / v[0] >= 100
+    lin, log = np.diff(v), np.diff(np.log(v))
+    return float(np.std(log) / np.mean(log)) < float(np.std(lin) / np.mean(lin))
+
+
 def _dodge(scale, positions, i, k, span):
     """Shift line i of k sideways a little so that error bars do not hide each other."""
     if k < 2:
         return positions
     off = 0.015 * span * (i - (k - 1) / 2)
     if scale == "categorical":
-        return [p + 0.06 * (i - (k - 1) / 2) for p in positions]
+        return [p + min(0.08, 0.5 / k) * (i - (k - 1) / 2) for p in positions]
     if scale in ("log", "log2"):
         return [p * 10 ** off for p in positions]
     return [p + off for p in positions]
@@ -557,17 +678,31 @@ def _break_marks(ax, scale, last, x_inf):
             color="black", clip_on=False, zorder=6)
 
 
+def _seed_means(items):
+    """Per-seed means of ``(seed, value)`` pairs, in seed order: what a band or error bar spans.
+
+    Averaging over the other pooled parameters first keeps their effect (e.g. the spread
+    over A_d) out of the band, which then shows the seed-to-seed variation of the mean.
+    """
+    by_seed = {}
+    for seed, value in items:
+        by_seed.setdefault(seed, []).append(value)
+    return np.array([np.mean(by_seed[k]) for k in sorted(by_seed, key=_sort_key)])
+
+
 def _group_means(runs, x, line, metric):
-    """{line value: {x value: array of per-run metric}}."""
-    groups = {}
+    """{line value: {x value: per-seed means of the metric}} and {(line value, x value): runs}."""
+    groups, counts = {}, {}
     for r in runs.values():
         key = r["params"][line] if line else None
-        groups.setdefault(key, {}).setdefault(r["params"][x], []).append(_metric(r, metric))
-    return {k: {v: np.array(a) for v, a in g.items()} for k, g in groups.items()}
+        item = (r["params"].get("seed"), _metric(r, metric))
+        groups.setdefault(key, {}).setdefault(r["params"][x], []).append(item)
+        counts[key, r["params"][x]] = counts.get((key, r["params"][x]), 0) + 1
+    return {k: {v: _seed_means(a) for v, a in g.items()} for k, g in groups.items()}, counts
 
 
 def _final_vs_param_figure(rows, x, line=None, metric="final", model="device", params=None,
-                           references=("float",), log2=False) -> Figure:
+                           references=("float",), log2=False, ties=None) -> Figure:
     """Build the final-accuracy-against-parameter figure (in `paper_style()`). See plot_final_vs_param."""
     what = "plot_vs_states" if log2 else "plot_final_vs_param"
     runs, params = _runs(rows, model, params, what)
@@ -577,7 +712,7 @@ def _final_vs_param_figure(rows, x, line=None, metric="final", model="device", p
         if line == x:
             raise ValueError(f"{what}: line must differ from x ({x!r})")
     _metric(next(iter(runs.values())), metric)  # validates metric
-    groups = _group_means(runs, x, line, metric)
+    groups, counts = _group_means(runs, x, line, metric)
     ref_groups = {}
     for ref in references or ():
         if ref != model and any(str(r.get("model")) == ref for r in rows):
@@ -585,7 +720,7 @@ def _final_vs_param_figure(rows, x, line=None, metric="final", model="device", p
                 ref_runs, _ = _runs(rows, ref, params, what)
             except ValueError:
                 continue
-            ref_groups[ref] = _group_means(ref_runs, x, None, metric)[None]
+            ref_groups[ref] = _group_means(ref_runs, x, None, metric)[0][None]
     all_x = sorted({v for g in [*groups.values(), *ref_groups.values()] for v in g}, key=_sort_key)
     scale, pos, x_inf = _x_layout(x, all_x, log2)
     fig = Figure()
@@ -599,7 +734,7 @@ def _final_vs_param_figure(rows, x, line=None, metric="final", model="device", p
     else:
         span = (max(span_pts) - min(span_pts)) if len(span_pts) > 1 else 1.0
     line_values = sorted(groups, key=_sort_key)
-    styles = _value_styles(line_values) if line else {None: (_BLUE, "o")}
+    styles = _value_styles(line_values, line) if line else {None: (_BLUE, "o")}
     handles, shown = [], []
 
     def draw(g, i, k, color, marker, label, errors=True, **kw):
@@ -610,11 +745,14 @@ def _final_vs_param_figure(rows, x, line=None, metric="final", model="device", p
         fin = [j for j, v in enumerate(xs) if pos[v] != x_inf]
         inf = [j for j, v in enumerate(xs) if pos[v] == x_inf]
         style = dict(color=color, marker=marker, capsize=2, elinewidth=0.8, capthick=0.8, **kw)
+        if scale == "categorical":
+            style["ls"] = "none"  # categories have no order to draw a line through
         h = None
         if fin:
             h = ax.errorbar([p[j] for j in fin], mean[fin], yerr=None if err is None else err[fin], **style)
         if inf:
-            hi = ax.errorbar([p[j] for j in inf], mean[inf], yerr=None if err is None else err[inf], **{**style, "ls": "none"})
+            hi = ax.errorbar([p[j] for j in inf], mean[inf], yerr=None if err is None else err[inf],
+                             **{**style, "ls": "none"})
             h = h or hi
         h.set_label(label)
         shown.extend(mean - (err if err is not None else 0))
@@ -623,11 +761,12 @@ def _final_vs_param_figure(rows, x, line=None, metric="final", model="device", p
 
     for i, lv in enumerate(line_values):
         color, marker = styles[lv]
-        label = value_label(line, lv) if line else MODEL_NAMES.get(model, model)
+        label = value_label(line, lv, ties) if line else MODEL_NAMES.get(model, model)
         handles.append(draw(groups[lv], i, len(line_values), color, marker, label, zorder=3))
     for ref, g in ref_groups.items():
-        handles.append(draw(g, 0, 1, "0.45", ".", MODEL_NAMES.get(ref, ref), errors=False, ls="--", lw=1.0,
-                            zorder=2))
+        color, marker, ls = _REFERENCE_STYLES.get(ref, ("0.45", ".", "-."))
+        handles.append(draw(g, 0, 1, color, marker, MODEL_NAMES.get(ref, ref), errors=False, ls=ls, lw=1.0,
+                            markersize=3, zorder=2))
     # x axis: ticks at the swept values, "∞" at the right end behind a break.
     ticks = [p for v, p in pos.items() if p != x_inf]
     labels = [format_value(v) for v, p in pos.items() if p != x_inf]
@@ -636,7 +775,7 @@ def _final_vs_param_figure(rows, x, line=None, metric="final", model="device", p
         labels.append("∞")
     order = np.argsort(ticks)
     ax.xaxis.set_major_locator(FixedLocator([ticks[j] for j in order]))
-    ax.set_xticklabels([labels[j] for j in order])
+    _enlarge_inf(ax.set_xticklabels([labels[j] for j in order]))
     ax.xaxis.set_minor_locator(NullLocator())
     if scale == "categorical":
         ax.set_xlim(-0.5, len(all_x) - 0.5)
@@ -650,28 +789,43 @@ def _final_vs_param_figure(rows, x, line=None, metric="final", model="device", p
             ax.set_xlim(lo - pad, hi + pad)
     if x_inf is not None and finite_pos:
         _break_marks(ax, scale, max(finite_pos), x_inf)
-    ax.set_xlabel(param_label(x))
+    ax.set_xlabel(param_label(x, ties))
     ax.set_ylabel(f"{'Final' if metric == 'final' else 'Best'} test accuracy")
     _accuracy_ylim(ax, shown)
     keep = {x, line} if line else {x}
-    pooled = _pooled(runs, keep, params)
-    title = f"Mean ± s.d. over {pooled}" if pooled else "One run per point"
+    pooled = _pooled(runs, keep, params, ties)
+    seeds = max(len(a) for g in groups.values() for a in g.values())
+    if not pooled:
+        title = ["one run per point"]
+    elif pooled == f"{seeds} seeds":
+        title = [f"mean ± s.d. over {pooled}"]
+    else:
+        title = [f"mean over {pooled}"] + (["error bars: s.d. over seeds"] if seeds > 1 else [])
+    title[1:1] = _counts_note(counts.values())
     if model != "device":
-        title = f"{MODEL_NAMES.get(model, model)}: " + title
-    _legend_top(ax, handles, title=title)
+        title[0] = f"{MODEL_NAMES.get(model, model)}: {title[0]}"
+    compact = None
+    if line:
+        compact = [_compact_label(line, v) for v in line_values] + [h.get_label() for h in handles[len(line_values):]]
+    _legend_top(ax, handles, title=[title[0][0].upper() + title[0][1:], *title[1:]], compact=compact,
+                compact_title=[f"{param_symbol(line, ties)}: {title[0]}", *title[1:]] if line else None)
     return fig
 
 
 def plot_final_vs_param(rows, x, stem, line=None, metric="final", model="device", params=None,
-                        references=("float",)) -> list[Path]:
+                        references=("float",), ties=None) -> list[Path]:
     """Final (last-epoch) or best test accuracy against a swept parameter.
 
     Points are the mean over seeds (and any other swept parameter not shown) with
-    error bars of one standard deviation; one line per value of `line`. A positive
-    curvature (ltp, ltd) spanning more than a decade gets a log x axis; an infinite value
-    (the linear device) is a separate point at the right end, labelled "∞" behind a
-    broken-axis mark. Reference models (default: the float network) are drawn as grey
-    dashed lines, means only.
+    error bars of one standard deviation over the seeds (sample s.d. of each seed's mean
+    over the other pooled parameters; none for a single seed); one line per
+    value of `line`, shifted sideways by a hair so error bars do not hide each other. A
+    positive curvature (ltp, ltd) spanning more than a decade gets a log x axis, as do other
+    positive parameters spanning more than a decade in log-spaced steps (e.g. the learning
+    rate); an infinite value (the linear device) is a separate point at the right end,
+    labelled "∞" behind a broken-axis mark. Text values (e.g. presets) are categories in
+    sorted order. Reference models (default: the float network) are drawn as grey dashed
+    or dotted lines, means only.
 
     Args:
         rows: summary.csv rows (see plot_sweep_curves).
@@ -682,23 +836,24 @@ def plot_final_vs_param(rows, x, stem, line=None, metric="final", model="device"
         model: the model plotted ("device", "linear", "float").
         params: the parameter columns (default: every non-standard column).
         references: reference models to add (those absent from rows are skipped).
+        ties: {field: source} of tied fields (see plot_sweep_curves).
 
     Returns:
         ``[stem.png, stem.pdf]``.
     """
     with paper_style():
-        return save_figure(_final_vs_param_figure(rows, x, line, metric, model, params, references), stem)
+        return save_figure(_final_vs_param_figure(rows, x, line, metric, model, params, references, ties=ties), stem)
 
 
 def _vs_states_figure(rows, line=None, metric="final", model="device", params=None,
-                      references=("linear", "float"), param="states") -> Figure:
+                      references=("linear", "float"), param="states", ties=None) -> Figure:
     """Build the accuracy-against-number-of-states figure (in `paper_style()`). See plot_vs_states."""
-    fig = _final_vs_param_figure(rows, param, line, metric, model, params, references, log2=True)
+    fig = _final_vs_param_figure(rows, param, line, metric, model, params, references, log2=True, ties=ties)
     return fig
 
 
 def plot_vs_states(rows, stem, line=None, metric="final", model="device", params=None,
-                   references=("linear", "float"), param="states") -> list[Path]:
+                   references=("linear", "float"), param="states", ties=None) -> list[Path]:
     """Final or best test accuracy against the number of states (log2 x axis, ticks at the values).
 
     Same as `plot_final_vs_param` with ``x="states"`` (or ``param``, e.g. "states_ltd"),
@@ -706,7 +861,7 @@ def plot_vs_states(rows, stem, line=None, metric="final", model="device", params
     grey dashed references.
     """
     with paper_style():
-        return save_figure(_vs_states_figure(rows, line, metric, model, params, references, param), stem)
+        return save_figure(_vs_states_figure(rows, line, metric, model, params, references, param, ties), stem)
 
 
 def _luminance(rgba):
@@ -721,7 +876,7 @@ def _text_color(rgba):
     return "black" if _luminance(rgba) > 0.179 else "white"
 
 
-def _heatmap_figure(rows, x, y, metric="final", model="device", params=None, cmap="viridis") -> Figure:
+def _heatmap_figure(rows, x, y, metric="final", model="device", params=None, cmap="viridis", ties=None) -> Figure:
     """Build the heatmap figure (call inside `paper_style()`). See plot_heatmap."""
     runs, params = _runs(rows, model, params, "plot_heatmap")
     _check_param(params, x, "plot_heatmap")
@@ -756,6 +911,7 @@ def _heatmap_figure(rows, x, y, metric="final", model="device", params=None, cma
                 ax.text(j, i, "–", ha="center", va="center", fontsize=size, color="0.4")
     ax.set_xticks(range(len(xs)), [format_value(v) for v in xs])
     ax.set_yticks(range(len(ys)), [format_value(v) for v in ys])
+    _enlarge_inf(ax.get_xticklabels() + ax.get_yticklabels())
     ax.tick_params(length=0)
     ax.grid(False)
     for spine in ax.spines.values():
@@ -765,15 +921,18 @@ def _heatmap_figure(rows, x, y, metric="final", model="device", params=None, cma
     cbar = fig.colorbar(im, ax=ax, label="Test accuracy", shrink=1.0, aspect=25, pad=0.03)
     cbar.outline.set_visible(False)
     cbar.ax.tick_params(labelsize=7)
-    pooled = _pooled(runs, {x, y}, params)
+    pooled = _pooled(runs, {x, y}, params, ties)
     what = "Final" if metric == "final" else "Best"
     name = "" if model == "device" else f"{MODEL_NAMES.get(model, model)}: "
-    ax.set_title(f"{name}{what} test accuracy, mean over {pooled}" if pooled else f"{name}{what} test accuracy",
+    title = [f"{name}{what} test accuracy, mean over {pooled}" if pooled else f"{name}{what} test accuracy",
+             *_counts_note([len(a) for a in cells.values()], "cell")]
+    ax.set_title(_wrap(fig, title, (fig.get_figwidth() - 0.8) * fig.dpi, matplotlib.rcParams["legend.fontsize"]),
                  fontsize=matplotlib.rcParams["legend.fontsize"], color="0.3", loc="left")
     return fig
 
 
-def plot_heatmap(rows, x, y, stem, metric="final", model="device", params=None, cmap="viridis") -> list[Path]:
+def plot_heatmap(rows, x, y, stem, metric="final", model="device", params=None, cmap="viridis",
+                 ties=None) -> list[Path]:
     """Heatmap of the mean final (or best) test accuracy over two swept parameters.
 
     Every cell prints its mean (2 decimals, black or white for contrast); cells without
@@ -792,7 +951,7 @@ def plot_heatmap(rows, x, y, stem, metric="final", model="device", params=None, 
         ``[stem.png, stem.pdf]``.
     """
     with paper_style():
-        return save_figure(_heatmap_figure(rows, x, y, metric, model, params, cmap), stem)
+        return save_figure(_heatmap_figure(rows, x, y, metric, model, params, cmap, ties), stem)
 
 
 # --------------------------------------------------------------------------------------
@@ -870,16 +1029,29 @@ def _predictions_figure(images, labels, probabilities, n=16, class_names=None, t
     if len(names) != k:
         raise ValueError(f"plot_predictions: {len(names)} class names for {k} classes")
     short = all(len(c) <= 2 for c in names)
+    texts = []
+    for i in range(n):
+        pred, true = int(np.argmax(probs[i])), int(labels[i])
+        text = f"{names[pred]} {100 * probs[i, pred]:.0f}%"
+        if pred != true:
+            text += ("\n" if len(text) + len(names[true]) > 14 else " ") + f"(true {names[true]})"
+        texts.append(text)
+    lines = max(t.count("\n") + 1 for t in texts)
     cols = min(cols, n)
     nrows = math.ceil(n / cols)
-    row_h = 1.32 if short else 1.45
-    top_in, bottom_in = (0.3 if title else 0.08), (0.42 if short else 0.62)
-    height = nrows * row_h + top_in + bottom_in
-    fig = Figure(figsize=(7.0, height))
+    # Geometry in inches: square image cells, bar charts beside them, a gap for titles and tick labels.
+    width, left, right, wspace, ratio = 7.0, 0.08, 0.08, 0.12, 1.2
+    ncell = 2 * cols
+    avg = (width - left - right) / (ncell + (ncell - 1) * wspace)
+    cell = avg * ncell / (cols * (1 + ratio))  # image width = row height
+    gap = 0.2 + 0.13 * lines  # bar tick labels below a row, the next row's title above it
+    top_in = (0.32 if title else 0.06) + 0.13 * lines
+    bottom_in = 0.22 + (0.38 if short else 0.52)
+    height = top_in + nrows * cell + (nrows - 1) * gap + bottom_in
+    fig = Figure(figsize=(width, height))
     fig.set_layout_engine("none")
-    gs = fig.add_gridspec(nrows, 2 * cols, width_ratios=[1, 1.2] * cols, left=0.01, right=0.99,
-                          top=1 - top_in / height, bottom=bottom_in / height, wspace=0.12,
-                          hspace=(0.55 if short else 0.75))
+    gs = fig.add_gridspec(nrows, ncell, width_ratios=[1, ratio] * cols, left=left / width, right=1 - right / width,
+                          top=1 - top_in / height, bottom=bottom_in / height, wspace=wspace, hspace=gap / cell)
     small = 6.5
     for i in range(n):
         r, c = divmod(i, cols)
@@ -894,20 +1066,25 @@ def _predictions_figure(images, labels, probabilities, n=16, class_names=None, t
             spine.set_visible(True)
             spine.set_color("0.7")
             spine.set_linewidth(0.5)
+        ax_img.apply_aspect()  # bars exactly as tall as the (square) image
+        box, bar_box = ax_img.get_position(), ax_bar.get_position()
+        ax_bar.set_position([bar_box.x0, box.y0, bar_box.width, box.height])
         pred, true = int(np.argmax(probs[i])), int(labels[i])
         ok = pred == true
         color = _BLUE if ok else _RED
-        text = f"{names[pred]} {100 * probs[i, pred]:.0f}%" + ("" if ok else f" (true {names[true]})")
-        ax_img.text(0, 1.04, text, transform=ax_img.transAxes, ha="left", va="bottom", fontsize=small + 0.5,
-                    color=color, fontweight="bold" if not ok else "normal", clip_on=False)
+        ax_img.text(0, 1.04, texts[i], transform=ax_img.transAxes, ha="left", va="bottom", fontsize=small + 0.5,
+                    color=color, fontweight="normal" if ok else "bold", linespacing=1.0)
         bars = ax_bar.bar(range(k), probs[i], color=_GREY, width=0.75)
         bars[pred].set_color(color)
         bars[true].set_color(_BLUE)
-        ax_bar.plot([true], [-0.13], marker="^", color=_BLUE, markersize=3.2, clip_on=False, ls="none")
+        mark = blended_transform_factory(ax_bar.transData, ax_bar.transAxes)
+        ax_bar.plot([true], [-0.075], transform=mark, marker="^", color=_BLUE, markersize=3, clip_on=False,
+                    ls="none")
         ax_bar.set_ylim(0, 1)
         ax_bar.set_xlim(-0.6, k - 0.4)
         ax_bar.set_xticks(range(k), [str(j) for j in range(k)] if k <= 10 else [])
-        ax_bar.tick_params(axis="x", labelsize=5, length=0, pad=4.5)
+        ax_bar.tick_params(axis="x", labelsize=5, length=0, pad=6)
+        ax_bar.get_xticklabels()[true].set_color(_BLUE) if k <= 10 else None
         ax_bar.set_yticks([0, 0.5, 1], [])
         ax_bar.tick_params(axis="y", length=1.5)
         ax_bar.grid(axis="x", visible=False)
@@ -916,16 +1093,15 @@ def _predictions_figure(images, labels, probabilities, n=16, class_names=None, t
     legend = [Patch(color=_BLUE, label="predicted = true class"), Patch(color=_RED, label="wrong prediction"),
               Line2D([], [], ls="none", marker="^", color=_BLUE, markersize=4, label="true class"),
               Patch(color=_GREY, label="other classes")]
-    fig.legend(handles=legend, loc="lower left", bbox_to_anchor=(0.01, 0.0), ncols=4, frameon=False,
-               fontsize=7, handlelength=1.2, columnspacing=1.5, borderaxespad=0.2)
-    caption = "Bars: predicted probability of each class (0–1, gridlines at 0.5), x = class index."
+    fig.legend(handles=legend, loc="lower left", bbox_to_anchor=(left / width, 0.02 / height), ncols=4,
+               frameon=False, fontsize=7, handlelength=1.2, columnspacing=1.5, borderaxespad=0)
+    caption = "Bars: predicted probability of each class (0 to 1, gridline at 0.5) against the class index."
     if not short:
-        caption += "  Classes: " + ", ".join(f"{j} {c}" for j, c in enumerate(names))
-    fig.text(0.01, (0.2 if short else 0.34) / height, caption, fontsize=6.5, color="0.3", ha="left", va="bottom",
-             wrap=True)
+        caption += "\nClasses: " + ", ".join(f"{j} {c}" for j, c in enumerate(names))
+    fig.text(left / width, 0.22 / height, caption, fontsize=6.5, color="0.3", ha="left", va="bottom")
     if title:
-        fig.suptitle(title, fontsize=matplotlib.rcParams["axes.titlesize"], x=0.01, ha="left",
-                     y=1 - 0.06 / height, va="top")
+        fig.suptitle(title, fontsize=matplotlib.rcParams["axes.titlesize"], x=left / width, ha="left",
+                     y=1 - 0.05 / height, va="top")
     return fig
 
 
@@ -966,8 +1142,8 @@ def _confusion_figure(y_true, y_pred, class_names=None, title=None, num_classes=
     longest = max(map(len, names))
     with np.errstate(invalid="ignore", divide="ignore"):
         frac = np.where(cm.sum(axis=1, keepdims=True) > 0, cm / cm.sum(axis=1, keepdims=True), 0.0)
-    fig = Figure(figsize=(6.8, 3.5 + 0.045 * max(0, longest - 3)))
-    gs = fig.add_gridspec(1, 3, width_ratios=[k, 0.3, 3.2])
+    fig = Figure(figsize=(7.0, 3.5 + 0.045 * max(0, longest - 3)))
+    gs = fig.add_gridspec(1, 3, width_ratios=[k, 0.3, 5.4])
     ax, cax, tab = fig.add_subplot(gs[0]), fig.add_subplot(gs[1]), fig.add_subplot(gs[2])
     cmap = matplotlib.colormaps["Blues"]
     im = ax.imshow(frac, cmap=cmap, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
@@ -997,11 +1173,10 @@ def _confusion_figure(y_true, y_pred, class_names=None, title=None, num_classes=
     for j, (_, values) in enumerate(columns):
         for i, v in enumerate(values):
             text = "–" if not math.isfinite(v) else (f"{int(v)}" if j == 3 else f"{v:.2f}")
-            weak = j < 3 and math.isfinite(v) and v < np.nanmean(values) - 0.1
-            tab.text(j, i, text, ha="center", va="center", fontsize=7, color=_RED if weak else "black")
+            tab.text(j, i, text, ha="center", va="center", fontsize=7)
     tab.set_xticks(range(len(columns)), [c for c, _ in columns])
     tab.xaxis.tick_top()
-    tab.tick_params(axis="x", length=0, labelsize=7.5)
+    tab.tick_params(axis="x", length=0, labelsize=7)
     tab.set_yticks(range(k), names)
     tab.tick_params(axis="y", length=0, labelleft=False)
     tab.grid(False)
@@ -1009,10 +1184,9 @@ def _confusion_figure(y_true, y_pred, class_names=None, title=None, num_classes=
         spine.set_visible(False)
     for i in range(k + 1):
         tab.axhline(i - 0.5, color="0.9", lw=0.5)
-    tab.set_xlabel(f"Macro average: precision {m['macro_precision']:.3f}, recall {m['macro_recall']:.3f}, "
-                   f"F1 {m['macro_f1']:.3f}", fontsize=7, color="0.3")
-    head = f"Accuracy {m['accuracy']:.3f} (n = {m['n']})"
-    fig.suptitle(f"{title}: {head}" if title else head, fontsize=matplotlib.rcParams["axes.titlesize"])
+    head = (f"Accuracy {m['accuracy']:.3f} (n = {m['n']}); macro averages: precision {m['macro_precision']:.3f}, "
+            f"recall {m['macro_recall']:.3f}, F1 {m['macro_f1']:.3f}")
+    fig.suptitle(f"{title}\n{head}" if title else head, fontsize=matplotlib.rcParams["axes.titlesize"])
     return fig
 
 
@@ -1021,8 +1195,8 @@ def plot_confusion(y_true, y_pred, stem, class_names=None, title=None, num_class
 
     Cells print the counts and are coloured by the fraction of their row (the true class),
     so classes of different size compare; a side table lists precision, recall, F1 and the
-    number of test images per class (values more than 0.1 below the column mean in
-    vermillion); the title gives the overall accuracy. Metrics come from
+    number of test images per class; the title gives the overall accuracy and the macro
+    averages. Metrics come from
     `classification_metrics` (numpy only).
 
     Args:

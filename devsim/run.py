@@ -279,11 +279,11 @@ class EpochRecorder(keras.callbacks.Callback):
     devices hold. A non-finite loss stops training and sets `status`.
     """
 
-    def __init__(self, model_name, data, eval_batch_size, rows, on_row, eval_callbacks=()):
+    def __init__(self, model_name, data, eval_batch_size, on_row, eval_callbacks=()):
         super().__init__()
         self.model_name, self.data, self.eval_batch_size = model_name, data, eval_batch_size
         self.eval_callbacks = list(eval_callbacks)  # ProgramDevices: fresh device reads under read noise
-        self.rows, self.on_row = rows, on_row
+        self.on_row = on_row
         self.status = "complete"
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -307,7 +307,6 @@ class EpochRecorder(keras.callbacks.Callback):
             "seconds": seconds,
         }
         row.update({k: v for k, v in logs.items() if k.startswith("pulses_")})
-        self.rows.append(row)
         if not all(math.isfinite(x) for x in (logs.get("loss", 0.0), train["loss"])):
             self.status = f"stopped: loss became NaN in epoch {epoch + 1}"
             self.model.stop_training = True
@@ -325,7 +324,7 @@ def _history_csv(rows) -> str:
     return buf.getvalue()
 
 
-def _train_model(model_name, device, level_device, config, data, states_p, rows, on_row):
+def _train_model(model_name, device, level_device, config, data, states_p, on_row):
     """Build, initialize (state ``p`` -> ``level_device.level(p)``) and train one model.
 
     Returns:
@@ -349,7 +348,8 @@ def _train_model(model_name, device, level_device, config, data, states_p, rows,
         )
         callbacks.append(ProgramDevices())
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    recorder = EpochRecorder(model_name, data, config.eval_batch_size, rows, on_row, eval_callbacks=callbacks[:1])
+    keras.utils.set_random_seed(config.seed)  # the data order depends on the seed alone
+    recorder = EpochRecorder(model_name, data, config.eval_batch_size, on_row, eval_callbacks=callbacks[:1])
     callbacks.append(recorder)
     model.fit(
         data.x_train, data.y_train, epochs=config.epochs, batch_size=config.batch_size, shuffle=True, verbose=0, callbacks=callbacks
@@ -358,6 +358,78 @@ def _train_model(model_name, device, level_device, config, data, states_p, rows,
     if device is not None:
         arrays.update({f"g_{k}": v for k, v in optimizer.device_states().items()})
     return recorder.status, arrays
+
+
+class RunFolder:
+    """One run's results folder: written as ``<name>.partial`` and renamed when finished.
+
+    Holds the record that becomes config.json, appends history rows (saving
+    history.csv after each, and printing a progress line), saves the models'
+    states and, at `finish`, draws the figures and renames the folder.
+    """
+
+    def __init__(self, config, device, data, models, echo=print, warn=None, extra=None):
+        self.config, self.device, self.models = config, device, models
+        self.echo = echo
+        self.warn = warn or (lambda m: print(m, file=sys.stderr))
+        self.final = Path(config.out) / config.run_name()
+        self.partial = self.final.with_name(self.final.name + ".partial")
+        shutil.rmtree(self.partial, ignore_errors=True)
+        self.partial.mkdir(parents=True)
+        self.rows, self.statuses = [], {}
+        self.record = {
+            "devsim_run": config.to_dict(),
+            "device": device.get_config(),
+            "mapping": config.weight_mapping().get_config(),
+            "models": list(models),
+            "seed": config.seed,
+            "dataset": data.info(),
+            "versions": versions(),
+            "status": "running",
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **(extra or {}),
+        }
+        io.write_json(self.partial / "config.json", self.record)
+        self.t0 = time.perf_counter()
+
+    def add_row(self, row, status):
+        self.rows.append(row)
+        io.write_text(self.partial / "history.csv", _history_csv(self.rows))
+        pulses = sum(v for k, v in row.items() if k.startswith("pulses_applied_"))
+        lost = sum(v for k, v in row.items() if k.startswith("pulses_lost_"))
+        pulse_text = f"  pulses {pulses:>8d}  lost {lost:>6d}" if any(k.startswith("pulses_") for k in row) else ""
+        self.echo(
+            f"[{row['model']:>6}] epoch {row['epoch']:>3}/{self.config.epochs}  loss {row['train_loss']:.4f}  "
+            f"train {row['train_accuracy']:.4f}  test {row['test_accuracy']:.4f}{pulse_text}  {row['seconds']:.2f} s"
+        )
+        if status != "complete":
+            self.warn(f"WARNING: {row['model']} model {status}; its history up to that epoch is kept")
+
+    def save_states(self, model, status, arrays):
+        self.statuses[model] = status
+        with io.atomic_path(self.partial / f"states_{model}.npz") as tmp:
+            np.savez_compressed(tmp, **arrays)
+
+    def finish(self) -> Path:
+        labels = {"device": legend_label(self.device), **MODEL_LABELS}
+        plot_device_response(self.device, self.partial / "conductance")
+        plots.plot_accuracy(self.rows, self.partial / "accuracy", labels={k: labels[k] for k in self.models})
+        self.record.update(
+            status="complete" if all(s == "complete" for s in self.statuses.values()) else "diverged",
+            model_status=self.statuses,
+            final={m: _final(self.rows, m) for m in self.models},
+            seconds=round(time.perf_counter() - self.t0, 3),
+            finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        )
+        io.write_json(self.partial / "config.json", self.record)
+        _replace_dir(self.partial, self.final)
+        return self.final
+
+
+def initial_pulse_states(config, device, input_shape):
+    """The initial state index ``p`` of every kernel (shared by a run's models)."""
+    shapes = _kernel_shapes(input_shape, config.hidden, config.crop)
+    return [initial_states(shape, device, config.init, seed=config.seed + i, w_max=config.wmax) for i, shape in enumerate(shapes)]
 
 
 def run(config: RunConfig, echo=print, warn=None) -> Path:
@@ -376,73 +448,21 @@ def run(config: RunConfig, echo=print, warn=None) -> Path:
     """
     warn = warn or (lambda m: print(m, file=sys.stderr))
     device = config.make_device()
-    out = Path(config.out)
-    final = out / config.run_name()
     data = load_dataset(config.dataset, config.data_dir, warn=warn)
-    _check_writable(out)
-
-    partial = final.with_name(final.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
+    _check_writable(Path(config.out))
     models = {"device": device}
     if config.baselines:
         if not _is_linear(device):
             models["linear"] = linear_twin(device)
         models["float"] = None
-    labels = {"device": legend_label(device), **MODEL_LABELS}
-    record = {
-        "devsim_run": config.to_dict(),
-        "device": device.get_config(),
-        "mapping": config.weight_mapping().get_config(),
-        "models": list(models),
-        "seed": config.seed,
-        "dataset": data.info(),
-        "versions": versions(),
-        "status": "running",
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    io.write_json(partial / "config.json", record)
-
-    states_p = [
-        initial_states(shape, device, config.init, seed=config.seed + i, w_max=config.wmax)
-        for i, shape in enumerate(_kernel_shapes(data.x_train.shape[1:], config.hidden, config.crop))
-    ]
-    rows, statuses = [], {}
-
-    def on_row(row, status):
-        io.write_text(partial / "history.csv", _history_csv(rows))
-        pulses = sum(v for k, v in row.items() if k.startswith("pulses_applied_"))
-        lost = sum(v for k, v in row.items() if k.startswith("pulses_lost_"))
-        pulse_text = f"  pulses {pulses:>8d}  lost {lost:>6d}" if any(k.startswith("pulses_") for k in row) else ""
-        echo(
-            f"[{row['model']:>6}] epoch {row['epoch']:>3}/{config.epochs}  loss {row['train_loss']:.4f}  "
-            f"train {row['train_accuracy']:.4f}  test {row['test_accuracy']:.4f}{pulse_text}  {row['seconds']:.2f} s"
-        )
-        if status != "complete":
-            warn(f"WARNING: {row['model']} model {status}; its history up to that epoch is kept")
-
-    t0 = time.perf_counter()
+    folder = RunFolder(config, device, data, models, echo, warn)
+    states_p = initial_pulse_states(config, device, data.x_train.shape[1:])
     for name, dev in models.items():
         what = device.describe() if name == "device" else MODEL_LABELS[name]
         echo(f"training {name} model ({what}) on {data.name}, {config.update} updates, {config.pulses} pulses")
-        status, arrays = _train_model(name, dev, dev or linear_twin(device), config, data, states_p, rows, on_row)
-        statuses[name] = status
-        with io.atomic_path(partial / f"states_{name}.npz") as tmp:
-            np.savez_compressed(tmp, **arrays)
-
-    plot_device_response(device, partial / "conductance")
-    plots.plot_accuracy(rows, partial / "accuracy", labels={k: labels[k] for k in models})
-
-    record.update(
-        status="complete" if all(s == "complete" for s in statuses.values()) else "diverged",
-        model_status=statuses,
-        final={m: _final(rows, m) for m in models},
-        seconds=round(time.perf_counter() - t0, 3),
-        finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    )
-    io.write_json(partial / "config.json", record)
-    _replace_dir(partial, final)
-    return final
+        status, arrays = _train_model(name, dev, dev or linear_twin(device), config, data, states_p, folder.add_row)
+        folder.save_states(name, status, arrays)
+    return folder.finish()
 
 
 def _is_linear(device) -> bool:

@@ -29,19 +29,23 @@ def _penalty(param, v):
     return 0.0
 
 
-def make_sweep(folder, parameters, epochs=5, failed=(), diverged=(), json_inf="inf", models=("device", "linear", "float")):
+def make_sweep(folder, parameters, epochs=5, failed=(), diverged=(), json_inf="inf",
+               models=("device", "linear", "float"), ties=None, fixed=None):
     """Write sweep.json and summary.csv of a synthetic sweep (every value of `parameters` crossed).
 
     Accuracies follow ``final * (1 - 0.5 exp(-epoch / 1.5))`` with ``final`` from `_penalty`
     and a seed offset of ``0.01 * seed``. Runs whose index is in `failed` get one row
     with status "failed" and empty numbers. Values are written as strings ("inf").
+    `ties` ({field: source}) adds tied columns, as ``devsim sweep --tie`` does.
     Returns {run hash: params}.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    names = list(parameters)
+    ties = ties or {}
+    names = list(parameters) + list(ties)
     runs = {}
     for combo in itertools.product(*parameters.values()):
-        params = dict(zip(names, combo))
+        params = dict(zip(parameters, combo))
+        params.update({field: params[source] for field, source in ties.items()})
         runs[hashlib.sha1(json.dumps(params, default=str).encode()).hexdigest()[:10]] = params
     fields = ["run", *names, "model", "epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
               "seconds", "status"]
@@ -52,11 +56,13 @@ def make_sweep(folder, parameters, epochs=5, failed=(), diverged=(), json_inf="i
             rows.append({"run": run, **cells, "model": "device", "status": "failed"})
             continue
         final = 0.92 - sum(_penalty(p, v) for p, v in params.items()) + 0.01 * params.get("seed", 0)
+        final -= 0.03 * (params.get("update") == "batch")
         for model in models:
             linear = all(params.get(p, INF) == INF for p in ("ltp", "ltd") if p in params) and "ltp" in params
             if model == "linear" and linear:
                 continue  # a linear device has no separate linear reference
-            top = {"device": final, "linear": 0.92 - _penalty("states", params.get("states", 1e9)), "float": 0.95}[model]
+            linear_top = 0.92 - _penalty("states", params.get("states", 1e9))
+            top = {"device": final, "linear": linear_top, "float": 0.95}[model]
             for epoch in range(1, epochs + 1):
                 acc = top * (1 - 0.5 * math.exp(-epoch / 1.5))
                 status = "diverged" if i in diverged else "complete"
@@ -68,7 +74,8 @@ def make_sweep(folder, parameters, epochs=5, failed=(), diverged=(), json_inf="i
         writer.writeheader()
         writer.writerows(rows)
     as_json = {p: [json_inf if v == INF else v for v in values] for p, values in parameters.items()}
-    meta = {"name": folder.name, "parameters": as_json, "fixed": {"dataset": "mnist-5k", "epochs": epochs},
+    meta = {"name": folder.name, "parameters": as_json,
+            "fixed": {"dataset": "mnist-5k", "epochs": epochs, **(fixed or {})}, "ties": ties,
             "runs": {r: {p: (json_inf if v == INF else v) for p, v in ps.items()} for r, ps in runs.items()}}
     (folder / "sweep.json").write_text(json.dumps(meta, indent=2))
     return runs
@@ -99,32 +106,35 @@ def run_folder(tmp_path_factory):
 
 def test_run_figures_writes_predictions_and_confusion(run_folder, tmp_path):
     messages = []
-    paths = figures.run_figures(run_folder, out=tmp_path, warn=messages.append)
+    paths = figures.run_figures(run_folder, out=tmp_path, n=8, warn=messages.append)
     _valid(paths)
     assert _names(paths) == sorted(["accuracy", "conductance", "predictions_device", "predictions_linear",
                                     "predictions_float", "confusion_device", "confusion_linear", "confusion_float"])
     assert {p.suffix for p in paths} == {".png", ".pdf"} and len(paths) == 16
     assert messages == [] and paths.notes == []  # saved kernels reproduce the recorded accuracies
     h, w = imread(tmp_path / "predictions_device.png").shape[:2]
-    assert w == 7 * 300 and h > 4 * 300  # a 4x4 grid of image/bar pairs, full page width
+    assert w == 7 * 300 and 2 * 300 < h < 4 * 300  # 2 rows of 4 image/bar pairs, full page width
 
 
-def test_run_figures_default_out_and_bias_warning(run_folder, tmp_path):
+def test_run_figures_default_out_bias_and_missing_states(run_folder, tmp_path):
     import shutil
 
     folder = tmp_path / "copy"
     shutil.copytree(run_folder, folder)
     for f in folder.glob("*.p*"):
         f.unlink()  # figures go back into the run folder
+    (folder / "states_linear.npz").unlink()
     config = json.loads((folder / "config.json").read_text())
     config["devsim_run"]["bias"] = True
-    config["models"] = ["device", "float"]
+    config["models"] = ["linear", "float"]
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.warns(UserWarning, match="biases"):
+    with pytest.warns(UserWarning) as record:
         paths = figures.make_figures(folder)
+    messages = [str(w.message) for w in record]
+    assert any("no states_linear.npz" in m for m in messages)
+    assert any("predictions use zero biases" in m for m in messages)
     assert all(p.parent == folder for p in paths)
-    assert _names(paths) == sorted(["accuracy", "conductance", "predictions_device", "predictions_float",
-                                    "confusion_device", "confusion_float"])
+    assert _names(paths) == ["accuracy", "conductance", "confusion_float", "predictions_float"]
 
 
 # ---------------------------------------------------------------- metrics
@@ -190,7 +200,6 @@ def test_predictions_figure_marks_wrong_in_red(tmp_path):
     bars = fig.axes[7].patches  # bar chart of the wrong prediction
     assert bars[1].get_facecolor()[:3] == pytest.approx(plots.matplotlib.colors.to_rgb(plots._RED))
     assert bars[7].get_facecolor()[:3] == pytest.approx(plots.matplotlib.colors.to_rgb(plots._BLUE))
-    _valid(plots.plot_predictions(images, labels, probs, tmp_path / "p", n=4))
     _valid(plots.plot_predictions(rng.random((3, 32, 32, 3)) * 2 - 1, [0, 1, 2], probs[:3], tmp_path / "c",
                                   class_names=figures.CLASS_NAMES["cifar10"]))
 
@@ -260,7 +269,7 @@ def test_curves_legend_names_values_and_band(tmp_path):
     legend = fig.axes[0].get_legend()
     assert [t.get_text() for t in legend.get_texts()] == [r"$A_\mathrm{p}$ = 0.5", r"$A_\mathrm{p}$ = ∞ (linear)"]
     title = legend.get_title().get_text()
-    assert "2 seeds" in title and r"$A_\mathrm{d}$" in title and "min–max" in title
+    assert "2 seeds × 2 values of $A_\\mathrm{d}$" in title and "min–max" in title
     assert fig.axes[0].get_xlabel() == "Epoch" and fig.axes[0].get_ylabel() == "Test accuracy"
     assert len(fig.axes[0].collections) == 2  # one band per value
 
@@ -291,19 +300,55 @@ def test_single_nl_ltp_sweep(tmp_path):
 
 def test_two_params_get_a_line_each(tmp_path):
     make_sweep(tmp_path / "sw", {"states": [16, 64], "ltp": [0.5, INF], "seed": [0]})
-    paths = figures.sweep_figures(tmp_path / "sw", echo=None)
-    assert _names(paths) == ["curves_ltp", "curves_states", "final_ltp", "final_states"]
-    rows = figures.load_summary(tmp_path / "sw")
+    _, rows, swept, params, notes = figures._read_sweep(tmp_path / "sw")
+    assert swept == ["states", "ltp"] and params == ["states", "ltp", "seed"] and notes == []
+    plan = [(stem, f.__name__, kw.get("line")) for stem, f, kw in figures.sweep_plan(swept, params)]
+    assert plan == [("curves_states", "plot_sweep_curves", None), ("curves_ltp", "plot_sweep_curves", None),
+                    ("final_states", "plot_vs_states", "ltp"), ("final_ltp", "plot_final_vs_param", "states")]
+    pairs = [stem for stem, _, kw in figures.sweep_plan(["ltp", "ltd"], ["ltp", "ltd", "seed"])]
+    assert pairs == ["curves_ltp", "curves_ltd", "final_ltp", "final_ltd", "heatmap_ltp_ltd"]
+    assert all(kw.get("line") is None for _, _, kw in figures.sweep_plan(["ltp", "ltd"], ["ltp", "ltd"]))
     with plots.paper_style():
         legend = plots._final_vs_param_figure(rows, "ltp", line="states").axes[0].get_legend()
     assert [t.get_text() for t in legend.get_texts()][:2] == ["states = 16", "states = 64"]
+
+
+def test_symmetric_sweep_with_tied_ltd(tmp_path):
+    folder = tmp_path / "sym"
+    make_sweep(folder, {"ltp": [0.1, 1.0, INF], "update": ["epoch", "batch"], "seed": [0, 1]},
+               ties={"ltd": "ltp"}, models=("device",))
+    meta, rows, swept, params, _ = figures._read_sweep(folder)
+    assert swept == ["ltp", "update"] and "ltd" in params  # ltd is a column but no axis of its own
+    plan = [stem for stem, _, _ in figures.sweep_plan(swept, params, meta["ties"])]
+    assert plan == ["curves_ltp", "curves_update", "final_ltp", "final_update"]  # no heatmap of the diagonal
+    with plots.paper_style():
+        fig = plots._final_vs_param_figure(rows, "ltp", line="update", params=params, ties=meta["ties"])
+        curves = plots._sweep_curves_figure(rows, "ltp", params=params, ties=meta["ties"])
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == r"LTP curvature $A_\mathrm{p}$ = $A_\mathrm{d}$"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["update = batch", "update = epoch"]
+    legend = curves.axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()][-1] == r"$A_\mathrm{p}$ = $A_\mathrm{d}$ = ∞ (linear)"
+    assert "values of $A_\\mathrm{d}$" not in legend.get_title().get_text()  # tied, so not pooled over
+
+
+def test_seeds_only_sweep_draws_the_models(tmp_path):
+    make_sweep(tmp_path / "orig", {"seed": [0, 1, 2]}, fixed={"ltp": -0.8, "ltd": -0.8})
+    paths = figures.sweep_figures(tmp_path / "orig", echo=None)
+    _valid(paths)
+    assert _names(paths) == ["curves_models"]
+    _, rows, _, params, _ = figures._read_sweep(tmp_path / "orig")
+    with plots.paper_style():
+        legend = plots._sweep_curves_figure(rows, "model", model=None, params=params).axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["device", "linear device", "float (ideal)"]
+    assert "3 seeds" in legend.get_title().get_text()
 
 
 def test_parse_value():
     assert plots.parse_value("inf") == INF and plots.parse_value("Infinity") == INF
     assert plots.parse_value("-inf") == -INF and plots.parse_value(" 64 ") == 64 and plots.parse_value("") is None
     assert plots.parse_value("0.5") == 0.5 and plots.parse_value("ag-a-si") == "ag-a-si"
-    assert plots.parse_value([256, 128]) == "256,128"
+    assert plots.parse_value([256, 128]) == "256,128" == plots.parse_value("[256, 128]")
 
 
 def test_make_figures_errors(tmp_path):

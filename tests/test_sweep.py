@@ -99,7 +99,7 @@ def test_failed_run_is_recorded_and_sweep_goes_on(tmp_path, monkeypatch):
     monkeypatch.setattr(run_mod, "_train_model", flaky)
     s = Sweep("f", {"ltp": [0.5, 2.0]}, TINY)
     lines = []
-    folder = run_sweep(s, out=tmp_path, echo=lines.append)
+    folder = run_sweep(s, out=tmp_path, stack=1, echo=lines.append)
     statuses = {json.loads((folder / h / "config.json").read_text())["status"] for h, _, _ in s.runs()}
     assert statuses == {"failed", "complete"}
     assert any("device exploded" in line for line in lines)
@@ -108,7 +108,7 @@ def test_failed_run_is_recorded_and_sweep_goes_on(tmp_path, monkeypatch):
     assert {r["status"] for r in read_csv(folder / "summary.csv")} == {"failed", "complete"}
     monkeypatch.setattr(run_mod, "_train_model", real)  # a failed run is retried next time
     lines.clear()
-    run_sweep(s, out=tmp_path, echo=lines.append)
+    run_sweep(s, out=tmp_path, stack=1, echo=lines.append)
     assert "1 already finished, 1 to run" in lines[0]
 
 
@@ -215,6 +215,15 @@ def test_dask_cluster_matches_local_and_survives_a_killed_worker(tmp_path, dask_
     rows = read_csv(folder / "summary.csv")
     assert len(rows) == 16 and all(r["status"] == "complete" for r in rows)
     assert sum(1 for line in lines if line.startswith("[")) == 4  # 4 new runs reported once each
+
+
+def test_stacked_sweep_equals_run_by_run(tmp_path):
+    s = Sweep("st", {"ltp": [0.3, 2.0, float("inf")], "ltd": [0.5]}, {**TINY, "epochs": 2, "update": "batch"})
+    lines = []
+    stacked = run_sweep(s, out=tmp_path / "a", echo=lines.append)
+    assert any("3 runs stacked, in 1 models" in line for line in lines)
+    alone = run_sweep(s, out=tmp_path / "b", stack=1, echo=lambda m: None)
+    assert histories(stacked) == histories(alone)  # bit-identical, pulse counts included
 
 
 def test_local_processes(tmp_path):

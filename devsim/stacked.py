@@ -1,0 +1,210 @@
+"""Train K device configurations of one network together, as one stacked model.
+
+A sweep over device curvatures (say K = 8 values of A) trains K networks that
+differ only in the device parameters, which broadcast: stacking the K copies of
+every kernel into a ``(K, inputs, units)`` tensor lets one compiled training
+step train all of them. Each copy is trained exactly as it would be alone:
+
+- the loss is the sum of the copies' losses, so each copy gets its own gradient;
+- the inner optimizer's update is elementwise (SGD, Adam, ...);
+- every random draw (stochastic rounding, C2C, read noise) has the shape of
+  one copy and is shared, which is what each copy draws alone with the same
+  seed (`DeviceOptimizer(stack_axes=1)`);
+- the data order depends on the seed alone.
+
+So the results equal those of the K runs one by one, up to float round-off
+in the stacked matrix products. Runs can be stacked when they differ only in
+``ltp``/``ltd``/``nl_ltp``/``nl_ltd``/``linear`` and have no device-to-device
+variation or stuck devices, a reference mapping, and no baselines
+(`stack_key` says which runs go together).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+import keras
+import numpy as np
+from keras import ops
+from scipy.special import log_softmax
+
+from devsim.callbacks import ProgramDevices
+from devsim.data import load_dataset
+from devsim.mapping import ReferenceMapping
+from devsim.models import input_layers
+from devsim.optimizer import DeviceOptimizer
+from devsim.run import RunFolder, initial_pulse_states
+
+CURVATURE_FIELDS = ("ltp", "ltd", "nl_ltp", "nl_ltd", "linear")
+
+
+class StackedDense(keras.layers.Layer):
+    """``stack`` independent Dense layers applied together.
+
+    Inputs ``(batch, features)`` (shared) or ``(batch, stack, features)``;
+    outputs ``(batch, stack, units)``. The kernel has shape
+    ``(stack, features, units)`` and is named ``kernel``, so it goes on devices.
+
+    Args:
+        stack: number of copies K.
+        units: output units of each copy.
+        activation: activation of each copy.
+        use_bias: give each copy a (float) bias.
+    """
+
+    def __init__(self, stack, units, activation=None, use_bias=False, **kwargs):
+        super().__init__(**kwargs)
+        self.stack, self.units, self.use_bias = int(stack), int(units), use_bias
+        self.activation = keras.activations.get(activation)
+
+    def build(self, input_shape):
+        features = input_shape[-1]
+        self.kernel = self.add_weight(shape=(self.stack, features, self.units), initializer="zeros", name="kernel")
+        if self.use_bias:
+            self.bias = self.add_weight(shape=(self.stack, self.units), initializer="zeros", name="bias")
+
+    def call(self, x):
+        # One matmul per copy, the very op a Dense layer runs: each copy's
+        # forward and backward pass is then bit-identical to training it alone
+        # (one batched matmul rounds differently, and training with large
+        # logits amplifies round-off into different runs).
+        shared = len(x.shape) == 2
+        y = ops.stack([ops.matmul(x if shared else x[:, k], self.kernel[k]) for k in range(self.stack)], axis=1)
+        if self.use_bias:
+            y = y + self.bias
+        return self.activation(y)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.stack, self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "stack": self.stack, "units": self.units,
+                "activation": keras.activations.serialize(self.activation), "use_bias": self.use_bias}
+
+
+def build_stacked_mlp(stack, input_shape, hidden=(128,), activation="relu", classes=10, use_bias=False, crop=None):
+    """`devsim.models.build_mlp`, K times at once: outputs the logits ``(batch, K, classes)``.
+
+    The softmax is left to `StackedCrossEntropy` (from logits), which is what
+    Keras computes for a plain ``Dense(softmax)`` output too: exact, unclipped.
+    """
+    layers = input_layers(input_shape, crop)
+    for i, units in enumerate(hidden, start=1):
+        layers.append(StackedDense(stack, units, activation, use_bias, name=f"dense_{i}"))
+    layers.append(StackedDense(stack, classes, None, use_bias, name=f"dense_{len(hidden) + 1}"))
+    return keras.Sequential(layers, name="stacked_mlp")
+
+
+class StackedCrossEntropy(keras.losses.Loss):
+    """Sum over the K copies of each copy's sparse categorical cross-entropy (from logits)."""
+
+    def call(self, y_true, y_pred):
+        stack = ops.shape(y_pred)[1]
+        y = ops.repeat(ops.reshape(ops.cast(y_true, "int32"), (-1, 1)), stack, axis=1)
+        return ops.sum(keras.losses.sparse_categorical_crossentropy(y, y_pred, from_logits=True), axis=1)
+
+
+def stack_key(config) -> tuple | None:
+    """Runs with the same key can train as one stacked model; None: never stacked."""
+    device = config.make_device()
+    if config.baselines or config.mapping != "reference" or device.needs_sampling:
+        return None
+    d = {k: v for k, v in config.to_dict().items() if k not in (*CURVATURE_FIELDS, "out", "name")}
+    return tuple(sorted((k, repr(v)) for k, v in d.items()))
+
+
+def _per_copy_metrics(logits, labels):
+    """Cross-entropy and accuracy of each copy (arrays of length K) from logits ``(batch, K, classes)``."""
+    log_p = log_softmax(logits.astype(np.float64), axis=-1)
+    loss = -np.take_along_axis(log_p, labels[:, None, None], axis=-1)[..., 0].mean(axis=0)
+    accuracy = (logits.argmax(axis=-1) == labels[:, None]).mean(axis=0)
+    return loss, accuracy
+
+
+class StackedRecorder(keras.callbacks.Callback):
+    """Per epoch: evaluate every copy and hand its history row to its run folder."""
+
+    def __init__(self, folders, data, eval_batch_size):
+        super().__init__()
+        self.folders, self.data, self.eval_batch_size = folders, data, eval_batch_size
+        self.status = ["complete"] * len(folders)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = (time.perf_counter() - self._start) / len(self.folders)  # the copies share the time
+        logs = logs or {}
+        metrics = {}
+        for split, x, y in (("train", self.data.x_train, self.data.y_train), ("test", self.data.x_test, self.data.y_test)):
+            b = self.eval_batch_size  # eager calls: no retracing for the odd last batch
+            logits = np.concatenate([ops.convert_to_numpy(self.model(x[i:i + b], training=False)) for i in range(0, len(x), b)])
+            metrics[split] = _per_copy_metrics(logits, y)
+        for k, folder in enumerate(self.folders):
+            row = {
+                "model": "device", "epoch": epoch + 1,
+                "train_loss": float(metrics["train"][0][k]), "train_accuracy": float(metrics["train"][1][k]),
+                "test_loss": float(metrics["test"][0][k]), "test_accuracy": float(metrics["test"][1][k]),
+                "seconds": seconds,
+            }
+            row.update({key: int(v[k]) for key, v in logs.items() if key.startswith("pulses_")})
+            if self.status[k] == "complete" and not math.isfinite(row["train_loss"]):
+                self.status[k] = f"stopped: loss became NaN in epoch {epoch + 1}"
+            folder.add_row(row, self.status[k])
+
+
+def run_stacked(configs, echo=print, warn=None) -> list:
+    """Train runs that share a `stack_key` as one stacked model; write each run's folder.
+
+    Args:
+        configs: `RunConfig` objects with equal `stack_key` (not None).
+
+    Returns:
+        The run folders, in the order of ``configs``.
+    """
+    keys = {stack_key(c) for c in configs}
+    if None in keys or len(keys) != 1:
+        raise ValueError("run_stacked: the configurations must share one stack_key (differ only in the device curvature)")
+    config = configs[0]
+    stack = len(configs)
+    devices = [c.make_device() for c in configs]
+    data = load_dataset(config.dataset, config.data_dir, warn=warn or (lambda m: None))
+    quiet = lambda line: None  # noqa: E731 - per-run epoch lines would interleave
+    folders = [
+        RunFolder(c, d, data, {"device": d}, quiet, warn, extra={"stacked_with": [o.run_name() for o in configs]})
+        for c, d in zip(configs, devices)
+    ]
+    keras.utils.set_random_seed(config.seed)
+    model = build_stacked_mlp(stack, data.x_train.shape[1:], config.hidden, config.activation, use_bias=config.bias, crop=config.crop)
+    per_copy = [initial_pulse_states(c, d, data.x_train.shape[1:]) for c, d in zip(configs, devices)]
+    mapping = ReferenceMapping(config.wmax)
+    kernels = [layer for layer in model.layers if isinstance(layer, StackedDense)]
+    for i, layer in enumerate(kernels):
+        g = np.stack([ops.convert_to_numpy(d.level(p[i].astype(np.float32))) for d, p in zip(devices, per_copy)])
+        layer.kernel.assign(mapping.weights(g))
+    shape = (stack, 1, 1)
+    stacked_device = dataclasses.replace(
+        devices[0],
+        a_p=np.reshape([float(d.a_p) for d in devices], shape),
+        a_d=np.reshape([float(d.a_d) for d in devices], shape),
+        name=None, source=None,
+    )
+    inner = keras.optimizers.get({"class_name": config.optimizer, "config": {"learning_rate": config.lr}})
+    optimizer = DeviceOptimizer(
+        inner, stacked_device, mapping, pulses=config.pulses, max_pulses=config.max_pulses, update=config.update,
+        seed=config.seed, stack_axes=1,
+    )
+    model.compile(optimizer=optimizer, loss=StackedCrossEntropy())
+    keras.utils.set_random_seed(config.seed)  # the data order depends on the seed alone, as in `run`
+    recorder = StackedRecorder(folders, data, config.eval_batch_size)
+    echo(f"training {stack} stacked device models on {data.name}: " + "; ".join(d.describe() for d in devices))
+    model.fit(data.x_train, data.y_train, epochs=config.epochs, batch_size=config.batch_size, shuffle=True, verbose=0,
+              callbacks=[ProgramDevices(), recorder])
+    states = optimizer.device_states()
+    for k, folder in enumerate(folders):
+        arrays = {f"w_{layer.name}": layer.kernel.numpy()[k] for layer in kernels}
+        arrays.update({f"g_{name}": g[k] for name, g in states.items()})
+        folder.save_states("device", recorder.status[k], arrays)
+    return [folder.finish() for folder in folders]

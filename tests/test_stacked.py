@@ -1,0 +1,59 @@
+"""Stacked training of K device configurations equals training them one by one."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from devsim import data
+from devsim.run import RunConfig, run
+from devsim.stacked import run_stacked, stack_key
+
+BASE = dict(dataset="mnist-5k", epochs=2, hidden=(12,), states=33, baselines=False, seed=3)
+
+
+def history(folder):
+    with open(folder / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    monkeypatch.setattr(data, "_keras_load", lambda name: (_ for _ in ()).throw(OSError("offline")))
+
+
+@pytest.mark.parametrize("update,pulses,extra", [
+    ("epoch", "sign", {}),
+    ("batch", "stochastic", {"c2c": 0.01, "lr": 0.1}),
+])
+def test_stacked_equals_one_by_one(tmp_path, update, pulses, extra):
+    curvatures = [(0.3, 0.3), (2.0, -1.0), (float("inf"), float("inf"))]
+    configs = [RunConfig(**BASE, **extra, ltp=a, ltd=b, update=update, pulses=pulses, out=str(tmp_path / "stacked"))
+               for a, b in curvatures]
+    assert len({stack_key(c) for c in configs}) == 1
+    stacked = run_stacked(configs, echo=lambda m: None)
+    for config, folder in zip(configs, stacked):
+        alone = run(RunConfig(**{**config.to_dict(), "out": str(tmp_path / "alone")}), echo=lambda m: None)
+        a, b = history(folder), history(alone)
+        assert len(a) == len(b) == 2
+        for ra, rb in zip(a, b):
+            for key in ("train_accuracy", "test_accuracy"):
+                assert float(ra[key]) == pytest.approx(float(rb[key]), abs=2e-3), key
+            assert float(ra["test_loss"]) == pytest.approx(float(rb["test_loss"]), rel=2e-3)
+            for key in ra:
+                if key.startswith("pulses_"):
+                    assert int(ra[key]) == pytest.approx(int(rb[key]), rel=1e-3), key
+        ga, gb = np.load(folder / "states_device.npz"), np.load(alone / "states_device.npz")
+        assert np.mean(np.abs(ga["g_dense_1"] - gb["g_dense_1"]) > 1e-4) < 1e-3  # all but a handful of devices equal
+        record = json.loads((folder / "config.json").read_text())
+        assert record["status"] == "complete" and len(record["stacked_with"]) == 3
+        assert record["device"]["a_p"] == config.make_device().a_p
+
+
+def test_stack_key_groups_only_compatible_runs():
+    a = RunConfig(**BASE, ltp=0.5)
+    assert stack_key(a) == stack_key(RunConfig(**BASE, nl_ltp=2.0, ltd=0.3))
+    assert stack_key(a) != stack_key(RunConfig(**{**BASE, "states": 65}, ltp=0.5))
+    assert stack_key(RunConfig(**{**BASE, "baselines": True}, ltp=0.5)) is None
+    assert stack_key(RunConfig(**BASE, ltp=0.5, d2d=0.2)) is None
