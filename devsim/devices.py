@@ -247,7 +247,7 @@ class ExpDevice:
             room = ops.where(ops.where(up, lin_p, lin_d), room_linear, room)
         return room
 
-    def apply_pulses(self, g, n, seed=None, noise_shape=None):
+    def apply_pulses(self, g, n, seed=None, noise_shape=None, xi=None):
         """Apply signed pulse counts and count the pulses lost at the bounds.
 
         Args:
@@ -258,6 +258,7 @@ class ExpDevice:
                 when ``c2c > 0``.
             noise_shape: shape of the noise draws (default ``g``'s), broadcast
                 against ``g`` (one draw shared by stacked copies).
+            xi: the standard-normal C2C draws themselves (then ``seed`` is not used).
 
         Returns:
             ``(g_new, lost)``: the conductances after the pulses, and per device
@@ -273,9 +274,10 @@ class ExpDevice:
         g_new = ops.where(up, h_new, 1.0 - h_new)
         lost = ops.relu(k - ops.relu(ops.ceil(self._room(h, up) - _AT_BOUND_TOL)))
         if self.c2c > 0:
-            if seed is None:
+            if xi is None and seed is None:
                 raise ValueError("c2c > 0 needs a seed (a keras.random.SeedGenerator or int) for its noise")
-            xi = random.normal(noise_shape or ops.shape(g_new), dtype=g.dtype, seed=seed)
+            if xi is None:
+                xi = random.normal(noise_shape or ops.shape(g_new), dtype=g.dtype, seed=seed)
             sigma = self.c2c * (ops.sqrt(k) if self.c2c_mode == "sqrt" else ops.abs(g_new - g))
             g_new = ops.clip(g_new + sigma * xi, 0.0, 1.0)
         g_new = ops.where(k == 0, g, g_new)
@@ -285,21 +287,23 @@ class ExpDevice:
             lost = ops.where(free, lost, k)
         return g_new, lost
 
-    def read(self, g, seed=None, noise_shape=None):
+    def read(self, g, seed=None, noise_shape=None, xi=None):
         """The normalized conductance the periphery reads from devices at ``g``.
 
         ``G/Gmax = range_scale * (f + (1 - f) g) * (1 + read_noise * xi)`` with
         ``f = 1/on_off``, returned as ``(G/Gmax - f) / (1 - f)`` against the
         nominal Gmin and Gmax. It is ``g`` itself when nothing varies. Read noise
-        is drawn only when a ``seed`` is given; ``g`` is never modified.
+        is drawn only when a ``seed`` (or the draws ``xi``) is given; ``g`` is
+        never modified.
         """
-        noisy = self.read_noise > 0 and seed is not None
+        noisy = self.read_noise > 0 and (seed is not None or xi is not None)
         if not noisy and np.all(np.asarray(self.range_scale) == 1.0):
             return g
         f = 0.0 if math.isinf(self.on_off) else 1.0 / self.on_off
         conductance = ops.cast(self.range_scale, g.dtype) * (f + (1.0 - f) * g)
         if noisy:
-            xi = random.normal(noise_shape or ops.shape(g), dtype=g.dtype, seed=seed)
+            if xi is None:
+                xi = random.normal(noise_shape or ops.shape(g), dtype=g.dtype, seed=seed)
             conductance = conductance * (1.0 + self.read_noise * xi)
         return (conductance - f) / (1.0 - f)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import keras
 import numpy as np
@@ -11,7 +12,7 @@ from keras.saving import deserialize_keras_object, serialize_keras_object
 
 from devsim.devices import ExpDevice
 from devsim.mapping import ReferenceMapping, mapping_from_config
-from devsim.pulses import PULSE_RULES
+from devsim.pulses import PULSE_RULES, RANDOM_RULES
 
 UPDATES = ("batch", "epoch")
 
@@ -82,6 +83,8 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         include: ``include(variable) -> bool`` selects the variables on
             devices. Defaults to every variable named ``kernel``.
         seed: seed of the stochastic-rounding draws (int or None).
+        jit_compile: compile the device math of each variable with XLA
+            (TensorFlow backend): the same results, several times faster.
         stack_axes: number of leading axes of every device variable that index
             independent copies trained together (`devsim.stacked`): random
             draws are shared across them, so each copy sees exactly the draws
@@ -99,6 +102,7 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         update: str = "batch",
         include=None,
         seed: int | None = None,
+        jit_compile: bool = True,
         stack_axes: int = 0,
         name: str = "device_optimizer",
     ):
@@ -121,6 +125,7 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         self.include = include or is_kernel
         self.seed = seed
         self.stack_axes = int(stack_axes)
+        self.jit_compile = bool(jit_compile)
 
     def device_for(self, variable) -> ExpDevice:
         """The device model of a device-mapped variable."""
@@ -224,22 +229,53 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         axes = tuple(range(self.stack_axes, len(x.shape)))
         return ops.cast(ops.sum(x, axis=axes), "int64")
 
+    def _device_update(self, index, g, dw, u, xi_c2c, xi_read):
+        """The device math of one variable, a pure function of its inputs (and
+        of pre-drawn noise, so that XLA can fuse it): returns the new
+        conductances, the new weights, and the pulses applied and lost."""
+        device = self._layer_devices[index]
+        max_pulses = device.num_pulses if self.max_pulses is None else self.max_pulses
+        n = PULSE_RULES[self.pulses](dw, self.mapping.dw_min(device, dw), max_pulses, u=u)
+        n = self.mapping.route(n)
+        g_new, n_lost = device.apply_pulses(g, n, xi=xi_c2c)
+        w_new = self.mapping.weights(device.read(g_new, xi=xi_read))
+        return g_new, w_new, self._count(ops.abs(n) - n_lost), self._count(n_lost)
+
+    def _update_fn(self, index):
+        """`_device_update`, compiled with XLA on TensorFlow (fuses ~40 elementwise ops)."""
+        if not hasattr(self, "_update_fns"):
+            self._update_fns = {}
+        if index not in self._update_fns:
+            fn = functools.partial(self._device_update, index)
+            if keras.backend.backend() == "tensorflow" and self.jit_compile:
+                import tensorflow as tf
+
+                fn = tf.function(fn, jit_compile=True, autograph=False)
+            self._update_fns[index] = fn
+        return self._update_fns[index]
+
+    def _draw(self, kind, shape):
+        """Draws for one noise source (``"uniform"`` or ``"normal"``), or None when it is off."""
+        if not kind:
+            return None
+        draw = random.uniform if kind == "uniform" else random.normal
+        return draw(shape, seed=self._seed_generator)
+
     def _program(self, weight_changes):
-        rule = PULSE_RULES[self.pulses]
-        read_seed = self._seed_generator if self.update == "batch" else None  # next forward pass reads afresh
-        for v, g, device, applied, lost, dw in zip(
-            self._device_vars, self._states, self._layer_devices, self._applied, self._lost, weight_changes
+        for i, (v, g, applied, lost, dw) in enumerate(
+            zip(self._device_vars, self._states, self._applied, self._lost, weight_changes)
         ):
-            dw = ops.cast(dw, "float32")
-            shape = self._noise_shape(v)
-            max_pulses = device.num_pulses if self.max_pulses is None else self.max_pulses
-            n = rule(dw, self.mapping.dw_min(device, dw), max_pulses, seed=self._seed_generator, noise_shape=shape)
-            n = self.mapping.route(n)
-            g_new, n_lost = device.apply_pulses(g.value, n, seed=self._seed_generator, noise_shape=shape)
-            applied.assign_add(self._count(ops.abs(n) - n_lost))
-            lost.assign_add(self._count(n_lost))
+            device = self._layer_devices[i]
+            shape, state_shape = self._noise_shape(v) or tuple(v.shape), self._noise_shape(g) or tuple(g.shape)
+            u = self._draw(self.pulses in RANDOM_RULES and "uniform", shape)
+            xi_c2c = self._draw(device.c2c > 0 and "normal", state_shape)
+            # batch updates: the next forward pass reads the devices afresh
+            xi_read = self._draw(device.read_noise > 0 and self.update == "batch" and "normal", state_shape)
+            g_new, w_new, n_applied, n_lost = self._update_fn(i)(g.value, ops.cast(dw, "float32"), u, xi_c2c, xi_read)
+            applied.assign_add(n_applied)
+            lost.assign_add(n_lost)
             g.assign(g_new)
-            v.assign(ops.cast(self.mapping.weights(device.read(g_new, read_seed, shape)), v.dtype))
+            v.assign(ops.cast(w_new, v.dtype))
 
     @property
     def has_read_noise(self) -> bool:
@@ -301,6 +337,7 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
             "max_pulses": self.max_pulses,
             "update": self.update,
             "seed": self.seed,
+            "jit_compile": self.jit_compile,
             "stack_axes": self.stack_axes,
         }
 

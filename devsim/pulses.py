@@ -15,30 +15,35 @@ from __future__ import annotations
 from keras import ops, random
 
 
-def sign_pulses(dw, dw_min, max_pulses, seed=None, noise_shape=None):
+def sign_pulses(dw, dw_min, max_pulses, seed=None, noise_shape=None, u=None):
     """One pulse toward the sign of the change; none where ``dw == 0``."""
     return ops.sign(dw)
 
 
-def proportional_pulses(dw, dw_min, max_pulses, seed=None, noise_shape=None):
+def proportional_pulses(dw, dw_min, max_pulses, seed=None, noise_shape=None, u=None):
     """``round(|dw| / dw_min)`` pulses (half to even), at most ``max_pulses``."""
     return ops.sign(dw) * ops.minimum(ops.round(ops.abs(dw) / dw_min), max_pulses)
 
 
-def stochastic_pulses(dw, dw_min, max_pulses, seed=None, noise_shape=None):
+def stochastic_pulses(dw, dw_min, max_pulses, seed=None, noise_shape=None, u=None):
     """Unbiased stochastic rounding of ``|dw| / dw_min``, at most ``max_pulses``.
 
     Args:
         seed: a ``keras.random.SeedGenerator`` (or int) for the rounding draws.
         noise_shape: shape of the draws (default ``dw``'s); a trailing part of
             it broadcasts one draw over stacked copies of the weights.
+        u: the uniform draws themselves (then ``seed`` is not used).
     """
     r = ops.abs(dw) / dw_min
     whole = ops.floor(r)
-    u = random.uniform(noise_shape or ops.shape(dw), dtype=dw.dtype, seed=seed)
+    if u is None:
+        u = random.uniform(noise_shape or ops.shape(dw), dtype=dw.dtype, seed=seed)
     n = whole + ops.cast(u < r - whole, dw.dtype)
     return ops.sign(dw) * ops.minimum(n, max_pulses)
 
+
+RANDOM_RULES = ("stochastic",)
+"""Rules that draw random numbers (``u ~ U[0, 1)`` of the weight's shape)."""
 
 PULSE_RULES = {
     "sign": sign_pulses,

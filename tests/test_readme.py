@@ -9,7 +9,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_readme_python_example_runs():
-    code = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)[0]
+    code = next(b for b in re.findall(r"```python\n(.*?)```", README.read_text(), re.S) if "DeviceOptimizer" in b)
     rng = np.random.default_rng(0)
     namespace = {
         "x_train": rng.uniform(0, 1, (64, 28, 28)).astype("float32"),
