@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 
 import keras
 import numpy as np
@@ -202,7 +201,7 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         if self.update == "batch":
             before = [ops.copy(v.value) for v in self._device_vars]
             self.inner_optimizer.apply(grads, trainable_variables)
-            self._program([v.value - b for v, b in zip(self._device_vars, before)])
+            self._program(before)
         else:
             self.inner_optimizer.apply(grads, trainable_variables)
 
@@ -214,12 +213,7 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         device's (noise-free) value. The `ProgramDevices` callback calls this at
         epoch end.
         """
-        self._program(
-            [
-                v.value - ops.cast(self.mapping.weights(d.read(g.value)), v.dtype)
-                for v, g, d in zip(self._device_vars, self._states, self._layer_devices)
-            ]
-        )
+        self._program(None)
 
     def _noise_shape(self, variable):
         return tuple(variable.shape[self.stack_axes:]) if self.stack_axes else None
@@ -229,31 +223,6 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         axes = tuple(range(self.stack_axes, len(x.shape)))
         return ops.cast(ops.sum(x, axis=axes), "int64")
 
-    def _device_update(self, index, g, dw, u, xi_c2c, xi_read):
-        """The device math of one variable, a pure function of its inputs (and
-        of pre-drawn noise, so that XLA can fuse it): returns the new
-        conductances, the new weights, and the pulses applied and lost."""
-        device = self._layer_devices[index]
-        max_pulses = device.num_pulses if self.max_pulses is None else self.max_pulses
-        n = PULSE_RULES[self.pulses](dw, self.mapping.dw_min(device, dw), max_pulses, u=u)
-        n = self.mapping.route(n)
-        g_new, n_lost = device.apply_pulses(g, n, xi=xi_c2c)
-        w_new = self.mapping.weights(device.read(g_new, xi=xi_read))
-        return g_new, w_new, self._count(ops.abs(n) - n_lost), self._count(n_lost)
-
-    def _update_fn(self, index):
-        """`_device_update`, compiled with XLA on TensorFlow (fuses ~40 elementwise ops)."""
-        if not hasattr(self, "_update_fns"):
-            self._update_fns = {}
-        if index not in self._update_fns:
-            fn = functools.partial(self._device_update, index)
-            if keras.backend.backend() == "tensorflow" and self.jit_compile:
-                import tensorflow as tf
-
-                fn = tf.function(fn, jit_compile=True, autograph=False)
-            self._update_fns[index] = fn
-        return self._update_fns[index]
-
     def _draw(self, kind, shape):
         """Draws for one noise source (``"uniform"`` or ``"normal"``), or None when it is off."""
         if not kind:
@@ -261,21 +230,48 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         draw = random.uniform if kind == "uniform" else random.normal
         return draw(shape, seed=self._seed_generator)
 
-    def _program(self, weight_changes):
-        for i, (v, g, applied, lost, dw) in enumerate(
-            zip(self._device_vars, self._states, self._applied, self._lost, weight_changes)
-        ):
-            device = self._layer_devices[i]
-            shape, state_shape = self._noise_shape(v) or tuple(v.shape), self._noise_shape(g) or tuple(g.shape)
-            u = self._draw(self.pulses in RANDOM_RULES and "uniform", shape)
-            xi_c2c = self._draw(device.c2c > 0 and "normal", state_shape)
+    def _noise(self, i):
+        """The random draws variable ``i`` needs this update: (rounding u, C2C xi, read xi)."""
+        v, g, device = self._device_vars[i], self._states[i], self._layer_devices[i]
+        shape, state_shape = self._noise_shape(v) or tuple(v.shape), self._noise_shape(g) or tuple(g.shape)
+        return (
+            self._draw(self.pulses in RANDOM_RULES and "uniform", shape),
+            self._draw(device.c2c > 0 and "normal", state_shape),
             # batch updates: the next forward pass reads the devices afresh
-            xi_read = self._draw(device.read_noise > 0 and self.update == "batch" and "normal", state_shape)
-            g_new, w_new, n_applied, n_lost = self._update_fn(i)(g.value, ops.cast(dw, "float32"), u, xi_c2c, xi_read)
-            applied.assign_add(n_applied)
-            lost.assign_add(n_lost)
+            self._draw(device.read_noise > 0 and self.update == "batch" and "normal", state_shape),
+        )
+
+    def _program(self, before):
+        # Random numbers come from the backend's fast generators; the device
+        # math of all variables then runs as one XLA program (on TensorFlow)
+        # that fuses its ~40 elementwise ops per variable.
+        noise = [self._noise(i) for i in range(len(self._device_vars))]
+        if not hasattr(self, "_program_fn"):
+            self._program_fn = self._program_devices
+            if keras.backend.backend() == "tensorflow" and self.jit_compile:
+                import tensorflow as tf
+
+                self._program_fn = tf.function(self._program_devices, jit_compile=True, autograph=False)
+        self._program_fn(before, noise)
+
+    def _program_devices(self, before, noise):
+        """Weight change -> pulses -> devices -> weights, for every device variable.
+
+        ``before``: the weights before this step (batch updates), or None to
+        program the drift from the devices' values (epoch updates).
+        """
+        variables = zip(self._device_vars, self._states, self._layer_devices, self._applied, self._lost, noise)
+        for i, (v, g, device, applied, lost, (u, xi_c2c, xi_read)) in enumerate(variables):
+            g_old = g.value
+            anchor = before[i] if before is not None else ops.cast(self.mapping.weights(device.read(g_old)), v.dtype)
+            dw = ops.cast(v.value - anchor, "float32")
+            max_pulses = device.num_pulses if self.max_pulses is None else self.max_pulses
+            n = self.mapping.route(PULSE_RULES[self.pulses](dw, self.mapping.dw_min(device, dw), max_pulses, u=u))
+            g_new, n_lost = device.apply_pulses(g_old, n, xi=xi_c2c)
+            applied.assign_add(self._count(ops.abs(n) - n_lost))
+            lost.assign_add(self._count(n_lost))
             g.assign(g_new)
-            v.assign(ops.cast(w_new, v.dtype))
+            v.assign(ops.cast(self.mapping.weights(device.read(g_new, xi=xi_read)), v.dtype))
 
     @property
     def has_read_noise(self) -> bool:
