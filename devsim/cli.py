@@ -6,35 +6,12 @@ before anything is written.
 
 from __future__ import annotations
 
-import contextlib
-import math
-import os
 import sys
 
 import click
 
 from devsim import __version__
-
-
-@contextlib.contextmanager
-def quiet_stderr():
-    """Hide the C++ start-up chatter TensorFlow prints on stderr (CUDA probing on
-    CPU machines) while it loads. Python exceptions still surface afterwards."""
-    if os.environ.get("DEVSIM_VERBOSE_TF"):
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(os.devnull, "w") as null:
-        os.dup2(null.fileno(), 2)
-        try:
-            import tensorflow as tf
-
-            tf.config.list_physical_devices()  # CUDA probing prints here
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+from devsim.quiet import quiet_stderr
 
 
 def _hidden(ctx, param, value):

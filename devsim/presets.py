@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from pathlib import Path
 
 from devsim import io
@@ -113,5 +112,3 @@ def preset_table() -> list[dict]:
             "neurosim_accuracy": p.neurosim_accuracy, "source": p.source,
         })
     return rows
-
-

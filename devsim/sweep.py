@@ -209,7 +209,7 @@ def execute(config_dict: dict) -> dict:
     Never raises for a failing run: its error is written to the run folder and
     returned. Returns ``{"hash", "status", "seconds", "test_accuracy", "error"}``.
     """
-    from devsim.cli import quiet_stderr
+    from devsim.quiet import quiet_stderr
 
     with quiet_stderr():  # TensorFlow's start-up chatter in worker processes
         from devsim.run import RunConfig, run
@@ -334,7 +334,7 @@ def execute_group(payloads: list) -> list:
     (see `devsim.stacked`), else one by one. Returns one `execute` result per run."""
     if len(payloads) == 1:
         return [execute(payloads[0])]
-    from devsim.cli import quiet_stderr
+    from devsim.quiet import quiet_stderr
 
     with quiet_stderr():
         from devsim.run import RunConfig
