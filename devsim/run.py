@@ -23,6 +23,7 @@ import io as _io
 import math
 import os
 import platform
+import re
 import shutil
 import sys
 import time
@@ -477,7 +478,7 @@ def linear_twin(device):
 def legend_label(device) -> str:
     """Figure legend text of a device, with A_p/A_d typeset as subscripts."""
     text = device.describe().replace("A_p", r"$A_\mathrm{p}$").replace("A_d", r"$A_\mathrm{d}$")
-    return f"device: {text}".replace("-", "\u2212")
+    return re.sub(r"-(?=[\d.])", "\u2212", f"device: {text}")  # minus signs of numbers, not of names
 
 
 def plot_device_response(device, stem):
