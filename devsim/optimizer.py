@@ -9,6 +9,7 @@ import numpy as np
 from keras import ops, random
 from keras.saving import deserialize_keras_object, serialize_keras_object
 
+from devsim import noise
 from devsim.devices import ExpDevice
 from devsim.mapping import ReferenceMapping, mapping_from_config
 from devsim.pulses import PULSE_RULES, RANDOM_RULES
@@ -172,7 +173,9 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
             devices.append(device)
         self._device_vars, self._states, self._layer_devices = device_vars, states, devices
         self._applied, self._lost = applied, lost
-        self._seed_generator = random.SeedGenerator(self.seed)
+        self._seed_generator = random.SeedGenerator(self.seed)  # read noise at evaluation
+        self._base_seed = base_seed  # device-update noise (`devsim.noise`)
+        self._program_steps = self.add_variable((), "zeros", "int64", name="program_steps")
 
     @property
     def variables(self):
@@ -223,45 +226,40 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         axes = tuple(range(self.stack_axes, len(x.shape)))
         return ops.cast(ops.sum(x, axis=axes), "int64")
 
-    def _draw(self, kind, shape):
-        """Draws for one noise source (``"uniform"`` or ``"normal"``), or None when it is off."""
-        if not kind:
-            return None
-        draw = random.uniform if kind == "uniform" else random.normal
-        return draw(shape, seed=self._seed_generator)
-
-    def _noise(self, i):
-        """The random draws variable ``i`` needs this update: (rounding u, C2C xi, read xi)."""
+    def _noise(self, i, step):
+        """The random draws variable ``i`` needs this update: (rounding u, C2C xi, read xi),
+        None where off; counter-based (`devsim.noise`), so they fuse into the XLA program."""
         v, g, device = self._device_vars[i], self._states[i], self._layer_devices[i]
         shape, state_shape = self._noise_shape(v) or tuple(v.shape), self._noise_shape(g) or tuple(g.shape)
-        return (
-            self._draw(self.pulses in RANDOM_RULES and "uniform", shape),
-            self._draw(device.c2c > 0 and "normal", state_shape),
-            # batch updates: the next forward pass reads the devices afresh
-            self._draw(device.read_noise > 0 and self.update == "batch" and "normal", state_shape),
-        )
+        u = noise.uniform(shape, noise.key(self._base_seed, step, 3 * i)) if self.pulses in RANDOM_RULES else None
+        xi_c2c = noise.normal(state_shape, noise.key(self._base_seed, step, 3 * i + 1)) if device.c2c > 0 else None
+        # batch updates: the next forward pass reads the devices afresh
+        noisy_read = device.read_noise > 0 and self.update == "batch"
+        xi_read = noise.normal(state_shape, noise.key(self._base_seed, step, 3 * i + 2)) if noisy_read else None
+        return u, xi_c2c, xi_read
 
     def _program(self, before):
-        # Random numbers come from the backend's fast generators; the device
-        # math of all variables then runs as one XLA program (on TensorFlow)
-        # that fuses its ~40 elementwise ops per variable.
-        noise = [self._noise(i) for i in range(len(self._device_vars))]
+        # The device math of all variables runs as one XLA program (on
+        # TensorFlow) that fuses its ~40 elementwise ops per weight, random
+        # numbers included.
         if not hasattr(self, "_program_fn"):
             self._program_fn = self._program_devices
             if keras.backend.backend() == "tensorflow" and self.jit_compile:
                 import tensorflow as tf
 
                 self._program_fn = tf.function(self._program_devices, jit_compile=True, autograph=False)
-        self._program_fn(before, noise)
+        self._program_fn(before)
 
-    def _program_devices(self, before, noise):
+    def _program_devices(self, before):
         """Weight change -> pulses -> devices -> weights, for every device variable.
 
         ``before``: the weights before this step (batch updates), or None to
         program the drift from the devices' values (epoch updates).
         """
-        variables = zip(self._device_vars, self._states, self._layer_devices, self._applied, self._lost, noise)
-        for i, (v, g, device, applied, lost, (u, xi_c2c, xi_read)) in enumerate(variables):
+        step = self._program_steps.value
+        variables = zip(self._device_vars, self._states, self._layer_devices, self._applied, self._lost)
+        for i, (v, g, device, applied, lost) in enumerate(variables):
+            u, xi_c2c, xi_read = self._noise(i, step)
             g_old = g.value
             anchor = before[i] if before is not None else ops.cast(self.mapping.weights(device.read(g_old)), v.dtype)
             dw = ops.cast(v.value - anchor, "float32")
@@ -272,6 +270,7 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
             lost.assign_add(self._count(n_lost))
             g.assign(g_new)
             v.assign(ops.cast(self.mapping.weights(device.read(g_new, xi=xi_read)), v.dtype))
+        self._program_steps.assign_add(1)
 
     @property
     def has_read_noise(self) -> bool:
