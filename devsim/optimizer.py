@@ -6,7 +6,7 @@ import contextlib
 
 import keras
 import numpy as np
-from keras import ops, random
+from keras import ops
 from keras.saving import deserialize_keras_object, serialize_keras_object
 
 from devsim import noise
@@ -15,6 +15,7 @@ from devsim.mapping import ReferenceMapping, mapping_from_config
 from devsim.pulses import PULSE_RULES, RANDOM_RULES
 
 UPDATES = ("batch", "epoch")
+_READ_STREAM = 1 << 20  # noise streams of evaluation reads, apart from the update's 3 per variable
 
 
 def _eager_scope():
@@ -82,7 +83,9 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
             program when `program()` is called (by `ProgramDevices`).
         include: ``include(variable) -> bool`` selects the variables on
             devices. Defaults to every variable named ``kernel``.
-        seed: seed of the stochastic-rounding draws (int or None).
+        seed: seed of every random draw (device-to-device variation, stochastic
+            rounding, C2C and read noise); None draws one from numpy's global
+            generator, which ``keras.utils.set_random_seed`` seeds.
         jit_compile: compile the device math of each variable with XLA
             (TensorFlow backend): the same results, several times faster.
         stack_axes: number of leading axes of every device variable that index
@@ -173,9 +176,9 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
             devices.append(device)
         self._device_vars, self._states, self._layer_devices = device_vars, states, devices
         self._applied, self._lost = applied, lost
-        self._seed_generator = random.SeedGenerator(self.seed)  # read noise at evaluation
-        self._base_seed = base_seed  # device-update noise (`devsim.noise`)
+        self._base_seed = base_seed  # every random draw: counter-based (`devsim.noise`)
         self._program_steps = self.add_variable((), "zeros", "int64", name="program_steps")
+        self._reads = self.add_variable((), "zeros", "int64", name="evaluation_reads")
 
     @property
     def variables(self):
@@ -283,9 +286,13 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         the stored conductances never change. `ProgramDevices` calls this before
         every evaluation or prediction batch when read noise is on.
         """
-        seed = self._seed_generator if noisy else None
-        for v, g, device in zip(self._device_vars, self._states, self._layer_devices):
-            v.assign(ops.cast(self.mapping.weights(device.read(g.value, seed, self._noise_shape(v))), v.dtype))
+        reads = self._reads.value
+        for i, (v, g, device) in enumerate(zip(self._device_vars, self._states, self._layer_devices)):
+            xi = None
+            if noisy and device.read_noise > 0:  # its own stream: reads between updates differ
+                xi = noise.normal(self._noise_shape(g) or tuple(g.shape), noise.key(self._base_seed, reads, _READ_STREAM + i))
+            v.assign(ops.cast(self.mapping.weights(device.read(g.value, xi=xi)), v.dtype))
+        self._reads.assign_add(1)
 
     def stuck_counts(self) -> dict:
         """Stuck devices per layer: ``{"stuck_gmin_<layer>": int, "stuck_gmax_<layer>": int}``."""
