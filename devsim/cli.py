@@ -49,6 +49,8 @@ TRAINING_OPTIONS = [
     ("--update", str, "epoch", "epoch: float epoch, then program (the original study); batch: program every mini-batch."),
     ("--pulses", str, None, "sign, proportional or stochastic. Default: sign (epoch), stochastic (batch)."),
     ("--max-pulses", int, None, "Most pulses per device per update (default: N)."),
+    ("--count-pulses/--no-count-pulses", "bool", None,
+     "Log pulses applied and lost per layer and epoch. Default: on for epoch updates; off for batch updates, where it costs about a third of the device update."),
     ("--dataset", str, "mnist", "mnist, mnist-5k, fashion-mnist or cifar10."),
     ("--data-dir", str, None, "Folder with the dataset files (else $DEVSIM_DATA_DIR, the Keras cache, or download)."),
     ("--epochs", int, 20, "Training epochs."),

@@ -51,11 +51,25 @@ def _check_curvature(name, value):
         )
 
 
-def _branch(a, num_pulses):
-    """Constants of one direction's curve: ``rate = 1/(N A)`` (0 where linear) and the linear mask."""
-    a = np.asarray(a, dtype=np.float64)
-    linear = np.isinf(a)
-    return (1.0 / (num_pulses * np.where(linear, 1.0, a))).astype(np.float32), linear
+@dataclasses.dataclass(frozen=True)
+class _Curve:
+    """float32 constants of one direction's curve (numpy, scalar or per device)."""
+
+    num_pulses: int  # N, pulses of a full sweep
+    rate: np.ndarray  # 1 / (N A)
+    s: np.ndarray  # asymptote 1 / (1 - exp(-1/A))
+    inv_s: np.ndarray  # 1 / s
+    n_a: np.ndarray  # N A = 1 / rate
+    linear: np.ndarray  # A = inf (the other constants are placeholders there)
+
+    @classmethod
+    def of(cls, a, num_pulses):
+        a = np.asarray(a, dtype=np.float64)
+        linear = np.isinf(a)
+        a = np.where(linear, 1.0, a)
+        inv_s = -np.expm1(-1.0 / a)
+        f32 = functools.partial(np.asarray, dtype=np.float32)
+        return cls(num_pulses, f32(1.0 / (num_pulses * a)), f32(1.0 / inv_s), f32(inv_s), f32(num_pulses * a), linear)
 
 
 def _check_fraction(name, value, upper=1.0):
@@ -206,45 +220,57 @@ class ExpDevice:
         return dataclasses.replace(self, **fields)
 
     @functools.cached_property
-    def _branches(self):
-        return _branch(self.a_p, self.num_pulses), _branch(self.a_d, self.num_pulses_ltd)
+    def _curves(self):
+        """(LTP, LTD) `_Curve` constants, computed once in float64."""
+        return _Curve.of(self.a_p, self.num_pulses), _Curve.of(self.a_d, self.num_pulses_ltd)
 
-    def _select(self, up, dtype):
-        """Per device: the asymptote ``s = 1/(1 - exp(-1/A))`` and ``rate = 1/(N A)``
-        of the direction it is pulsed in."""
-        (r_p, _), (r_d, _) = self._branches
-        rate = ops.where(up, ops.cast(r_p, dtype), ops.cast(r_d, dtype))
-        n_dir = ops.where(up, float(self.num_pulses), float(self.num_pulses_ltd))
-        return 1.0 / -ops.expm1(-ops.cast(n_dir, dtype) * rate), rate
+    def _select(self, up, field):
+        """A curve constant of the direction each device is pulsed in (``up``: LTP)."""
+        ltp, ltd = self._curves
+        x_p, x_d = getattr(ltp, field), getattr(ltd, field)
+        if np.shape(x_p) == np.shape(x_d) and np.array_equal(x_p, x_d):
+            return x_p  # symmetric device: no per-device select
+        return ops.where(up, x_p, x_d)
 
-    def _linear_step(self, up, dtype):
-        if self.num_pulses == self.num_pulses_ltd:
-            return 1.0 / self.num_pulses
-        return ops.cast(ops.where(up, 1.0 / self.num_pulses, 1.0 / self.num_pulses_ltd), dtype)
+    def _all_linear(self):
+        ltp, ltd = self._curves
+        return np.all(ltp.linear) and np.all(ltd.linear)
+
+    def _any_linear(self):
+        ltp, ltd = self._curves
+        return np.any(ltp.linear) or np.any(ltd.linear)
+
+    def _linear_step(self, up):
+        """``1/N`` of the direction: the step of a linear device."""
+        ltp, ltd = self._curves
+        if ltp.num_pulses == ltd.num_pulses:
+            return 1.0 / ltp.num_pulses
+        return ops.where(up, np.float32(1.0 / ltp.num_pulses), np.float32(1.0 / ltd.num_pulses))
+
+    def _linear_mask(self, up):
+        ltp, ltd = self._curves
+        return ops.where(up, ltp.linear, ltd.linear)
 
     def _climb(self, h, k, up):
         """Move ``h`` up by ``k >= 0`` pulses: on the LTP curve where ``up``, else on the
         LTP-shaped curve of ``1 - g`` with ``A_d`` (depression seen from Gmax)."""
-        (_, lin_p), (_, lin_d) = self._branches
-        linear_step = k * self._linear_step(up, h.dtype)
-        if np.all(lin_p) and np.all(lin_d):
+        linear_step = k * self._linear_step(up)
+        if self._all_linear():
             return h + linear_step
-        s, rate = self._select(up, h.dtype)
-        step = (s - h) * -ops.expm1(-k * rate)  # soft bounds: (s - h)(1 - exp(-k/(N A)))
-        if np.any(lin_p) or np.any(lin_d):
-            step = ops.where(ops.where(up, lin_p, lin_d), linear_step, step)
+        step = (self._select(up, "s") - h) * -ops.expm1(-k * self._select(up, "rate"))  # (s - h)(1 - exp(-k/(N A)))
+        if self._any_linear():
+            step = ops.where(self._linear_mask(up), linear_step, step)
         return h + step
 
     def _room(self, h, up):
         """Pulses (float) the curve selected by ``up`` needs to take ``h`` to 1."""
-        (_, lin_p), (_, lin_d) = self._branches
-        room_linear = (1.0 - h) / self._linear_step(up, h.dtype)
-        if np.all(lin_p) and np.all(lin_d):
+        n_dir = 1.0 / self._linear_step(up)
+        room_linear = (1.0 - h) * n_dir
+        if self._all_linear():
             return room_linear
-        s, rate = self._select(up, h.dtype)
-        room = 1.0 / self._linear_step(up, h.dtype) + ops.log1p(-h / s) / rate  # N minus h's position
-        if np.any(lin_p) or np.any(lin_d):
-            room = ops.where(ops.where(up, lin_p, lin_d), room_linear, room)
+        room = n_dir + ops.log1p(-h * self._select(up, "inv_s")) * self._select(up, "n_a")  # N minus h's position
+        if self._any_linear():
+            room = ops.where(self._linear_mask(up), room_linear, room)
         return room
 
     def apply_pulses(self, g, n, seed=None, noise_shape=None, xi=None):

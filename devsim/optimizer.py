@@ -64,9 +64,10 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
     `devsim.StateInitializer` to start from chosen states). The device states
     are optimizer variables (one float per device) and are saved with it.
 
-    Pulse counts per layer (requested pulses that moved a device, and pulses
-    lost at the bounds) accumulate in int64 counters; `pulse_counts()` reads
-    them and `ProgramDevices` writes them into each epoch's logs.
+    With ``count_pulses``, pulse counts per layer (requested pulses that moved
+    a device, and pulses lost at the bounds) accumulate in int64 counters;
+    `pulse_counts()` reads them and `ProgramDevices` writes them into each
+    epoch's logs.
 
     Args:
         optimizer: the Keras optimizer (instance or identifier such as "sgd")
@@ -92,6 +93,11 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
             independent copies trained together (`devsim.stacked`): random
             draws are shared across them, so each copy sees exactly the draws
             it would see alone, and pulse counts are kept per copy.
+        count_pulses: count, per layer, the pulses applied and those lost at
+            the bounds (`pulse_counts`). None: count for ``update="epoch"``,
+            where it is free, not for ``update="batch"``, where the extra pass
+            over the weights (a logarithm per device) costs about a third of
+            the update.
         name: optimizer name.
     """
 
@@ -107,6 +113,7 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         seed: int | None = None,
         jit_compile: bool = True,
         stack_axes: int = 0,
+        count_pulses: bool | None = None,
         name: str = "device_optimizer",
     ):
         super().__init__(learning_rate=0.0, name=name)
@@ -129,6 +136,7 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         self.seed = seed
         self.stack_axes = int(stack_axes)
         self.jit_compile = bool(jit_compile)
+        self.count_pulses = update == "epoch" if count_pulses is None else bool(count_pulses)
 
     def device_for(self, variable) -> ExpDevice:
         """The device model of a device-mapped variable."""
@@ -205,11 +213,21 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         if not self.built:
             self.build(trainable_variables)
         if self.update == "batch":
-            before = [ops.copy(v.value) for v in self._device_vars]
-            self.inner_optimizer.apply(grads, trainable_variables)
-            self._program(before)
+            variables = list(trainable_variables if trainable_variables is not None else self._trainable_variables)
+            key = tuple(id(v) for v in variables)
+            if getattr(self, "_step_key", None) != key:  # the variables are captured, not arguments
+                self._step_key = key
+                self._step_fn = self._compile(lambda grads: self._step(grads, variables))
+            self._step_fn(list(grads))
         else:
             self.inner_optimizer.apply(grads, trainable_variables)
+
+    def _step(self, grads, trainable_variables):
+        """One batch update: the inner optimizer's float step, then the devices
+        (compiled together, the float step fuses with the device math)."""
+        before = [ops.copy(v.value) for v in self._device_vars]
+        self.inner_optimizer.apply(grads, trainable_variables)
+        self._program_devices(before)
 
     def program(self):
         """Program every device with the float drift since it was last programmed.
@@ -241,16 +259,18 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         xi_read = noise.normal(state_shape, noise.key(self._base_seed, step, 3 * i + 2)) if noisy_read else None
         return u, xi_c2c, xi_read
 
-    def _program(self, before):
-        # The device math of all variables runs as one XLA program (on
-        # TensorFlow) that fuses its ~40 elementwise ops per weight, random
-        # numbers included.
-        if not hasattr(self, "_program_fn"):
-            self._program_fn = self._program_devices
-            if keras.backend.backend() == "tensorflow" and self.jit_compile:
-                import tensorflow as tf
+    def _compile(self, fn):
+        """``fn`` as one XLA program (TensorFlow backend, ``jit_compile``): its ~40
+        elementwise ops per weight, random numbers included, fuse into a few loops."""
+        if keras.backend.backend() == "tensorflow" and self.jit_compile:
+            import tensorflow as tf
 
-                self._program_fn = tf.function(self._program_devices, jit_compile=True, autograph=False)
+            return tf.function(fn, jit_compile=True, autograph=False)
+        return fn
+
+    def _program(self, before):
+        if not hasattr(self, "_program_fn"):
+            self._program_fn = self._compile(self._program_devices)
         self._program_fn(before)
 
     def _program_devices(self, before):
@@ -269,8 +289,9 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
             max_pulses = device.num_pulses if self.max_pulses is None else self.max_pulses
             n = self.mapping.route(PULSE_RULES[self.pulses](dw, self.mapping.dw_min(device, dw), max_pulses, u=u))
             g_new, n_lost = device.apply_pulses(g_old, n, xi=xi_c2c)
-            applied.assign_add(self._count(ops.abs(n) - n_lost))
-            lost.assign_add(self._count(n_lost))
+            if self.count_pulses:
+                applied.assign_add(self._count(ops.abs(n) - n_lost))
+                lost.assign_add(self._count(n_lost))
             g.assign(g_new)
             v.assign(ops.cast(self.mapping.weights(device.read(g_new, xi=xi_read)), v.dtype))
         self._program_steps.assign_add(1)
@@ -308,9 +329,12 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
 
         Returns:
             ``{"pulses_applied_<layer>": int, "pulses_lost_<layer>": int, ...}``
-            (with ``stack_axes``, int arrays with one count per copy).
+            (with ``stack_axes``, int arrays with one count per copy); empty
+            without ``count_pulses``.
         """
         counts = {}
+        if not self.count_pulses:
+            return counts
         for v, applied, lost in zip(self._device_vars, self._applied, self._lost):
             for key, var in (("applied", applied), ("lost", lost)):
                 value = var.numpy()
@@ -341,6 +365,7 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
             "seed": self.seed,
             "jit_compile": self.jit_compile,
             "stack_axes": self.stack_axes,
+            "count_pulses": self.count_pulses,
         }
 
     @classmethod

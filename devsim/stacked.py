@@ -194,7 +194,7 @@ def run_stacked(configs, echo=print, warn=None) -> list:
     inner = keras.optimizers.get({"class_name": config.optimizer, "config": {"learning_rate": config.lr}})
     optimizer = DeviceOptimizer(
         inner, stacked_device, mapping, pulses=config.pulses, max_pulses=config.max_pulses, update=config.update,
-        seed=config.seed, stack_axes=1,
+        seed=config.seed, stack_axes=1, count_pulses=config.count_pulses,
     )
     model.compile(optimizer=optimizer, loss=StackedCrossEntropy())
     keras.utils.set_random_seed(config.seed)  # the data order depends on the seed alone, as in `run`

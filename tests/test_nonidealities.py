@@ -71,7 +71,7 @@ def test_d2d_fixed_across_epochs_in_training():
     keras.utils.set_random_seed(0)
     dev = ExpDevice(0.5, 0.5, 33, d2d=0.5, stuck_gmin=0.05, stuck_gmax=0.05)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(16, activation="relu", name="dense"), keras.layers.Dense(2, activation="softmax", name="out")])
-    opt = DeviceOptimizer(keras.optimizers.SGD(0.2), dev, seed=5)
+    opt = DeviceOptimizer(keras.optimizers.SGD(0.2), dev, seed=5, count_pulses=True)
     model.compile(opt, "sparse_categorical_crossentropy")
     x = np.random.default_rng(0).normal(size=(256, 4)).astype("float32")
     y = (x[:, 0] > 0).astype("int64")

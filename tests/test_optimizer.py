@@ -36,7 +36,7 @@ def test_batch_mode_learns_and_stays_on_devices(pulses):
     device = LinearDevice(33)
     model = mlp()
     lr = {"stochastic": 0.2, "proportional": 0.5, "sign": 0.05}[pulses]
-    opt = DeviceOptimizer(keras.optimizers.SGD(lr), device, pulses=pulses, seed=1)
+    opt = DeviceOptimizer(keras.optimizers.SGD(lr), device, pulses=pulses, seed=1, count_pulses=True)
     hist = train(model, opt, epochs=8)
     x, y = separable(seed=1)
     assert model.evaluate(x, y, verbose=0)[1] > 0.9
@@ -213,3 +213,21 @@ def test_program_devices_requires_device_optimizer():
     x, y = separable(32)
     with pytest.raises(TypeError, match="DeviceOptimizer"):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[ProgramDevices()])
+
+
+def test_pulse_counting_is_off_by_default_in_batch_mode_and_changes_nothing():
+    x, y = separable()
+    states, histories = [], []
+    for count in (None, True):
+        keras.utils.set_random_seed(0)
+        model = mlp()
+        opt = DeviceOptimizer(keras.optimizers.SGD(0.2), ExpDevice(0.5, 0.3, 33, c2c=0.02), seed=1, count_pulses=count)
+        assert opt.count_pulses is bool(count)
+        histories.append(train(model, opt, epochs=2, x=x, y=y).history)
+        states.append(opt.device_states())
+    assert not any(k.startswith("pulses_") for k in histories[0])
+    assert all(histories[1]["pulses_applied_dense_1"]) and "pulses_lost_dense_2" in histories[1]
+    for layer in states[0]:  # counting is a side computation: the same trajectory
+        np.testing.assert_array_equal(states[0][layer], states[1][layer])
+    assert DeviceOptimizer("sgd", ExpDevice(), update="epoch").count_pulses  # free there: on
+    assert DeviceOptimizer.from_config(opt.get_config()).count_pulses
