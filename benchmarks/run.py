@@ -8,7 +8,7 @@ subset (the same data everywhere, no download), batch 32, SGD:
 
 1. per-epoch training time of device-aware training / float Keras, for
    --update epoch (sign) and --update batch (sign, proportional, stochastic),
-   with C2C noise off and on (c2c = 0.02);
+   with C2C noise off and on (c2c = 0.02), and with the opt-in pulse counts;
 2. the original post's per-epoch Python loop over the weights (reimplemented
    here, on the same weights) against devsim's update of the same epoch;
 3. samples per second of batch-mode training at batch sizes 1, 32 and 256;
@@ -51,19 +51,20 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._t)
 
 
-def model_and_optimizer(mode, c2c=0.0, lr=0.01):
+def model_and_optimizer(mode, c2c=0.0, lr=0.01, count_pulses=None):
     keras.utils.set_random_seed(0)
     model = build_mlp((28, 28), (128,))
     inner = keras.optimizers.SGD(lr)
     if mode == "float":
         return model, inner, []
     update, pulses = mode.split("/")
-    optimizer = DeviceOptimizer(inner, ExpDevice(**DEVICE, c2c=c2c), pulses=pulses, update=update, seed=0)
+    optimizer = DeviceOptimizer(inner, ExpDevice(**DEVICE, c2c=c2c), pulses=pulses, update=update, seed=0,
+                                count_pulses=count_pulses)
     return model, optimizer, [ProgramDevices()]
 
 
-def epoch_seconds(mode, data, epochs, batch_size=32, c2c=0.0, n=None):
-    model, optimizer, callbacks = model_and_optimizer(mode, c2c)
+def epoch_seconds(mode, data, epochs, batch_size=32, c2c=0.0, n=None, count_pulses=None):
+    model, optimizer, callbacks = model_and_optimizer(mode, c2c, count_pulses=count_pulses)
     model.compile(optimizer, "sparse_categorical_crossentropy")
     timer = EpochTimer()
     x, y = (data.x_train, data.y_train) if n is None else (data.x_train[:n], data.y_train[:n])
@@ -72,12 +73,14 @@ def epoch_seconds(mode, data, epochs, batch_size=32, c2c=0.0, n=None):
 
 
 def ratios(data, repeats, epochs):
-    modes = [(m, c) for m in ("epoch/sign", "batch/sign", "batch/proportional", "batch/stochastic") for c in (0.0, 0.02)]
-    times = {"float c2c=0": [], **{f"{m} c2c={c:g}": [] for m, c in modes}}
+    modes = [(m, c, None) for m in ("epoch/sign", "batch/sign", "batch/proportional", "batch/stochastic") for c in (0.0, 0.02)]
+    modes.append(("batch/stochastic", 0.02, True))  # with the (opt-in) pulse counts
+    name = lambda m, c, count: f"{m} c2c={c:g}" + (" +counts" if count else "")  # noqa: E731
+    times = {"float c2c=0": [], **{name(*mode): [] for mode in modes}}
     for _ in range(repeats):
-        for m, c in modes:  # float before every device mode: the reference sees the same machine state
+        for m, c, count in modes:  # float before every device mode: the reference sees the same machine state
             times["float c2c=0"] += epoch_seconds("float", data, epochs)
-            times[f"{m} c2c={c:g}"] += epoch_seconds(m, data, epochs, c2c=c)
+            times[name(m, c, count)] += epoch_seconds(m, data, epochs, c2c=c, count_pulses=count)
     base = float(np.median(times["float c2c=0"]))
     return {k: {"seconds_per_epoch": float(np.median(v)), "ratio_to_float": float(np.median(v)) / base} for k, v in times.items()}
 
@@ -194,7 +197,7 @@ def main():
     print(f"machine: {result['machine']}")
     print("\nper-epoch time / float Keras (784-128-10, 4000 images, batch 32):")
     for k, v in result["epoch_ratios"].items():
-        print(f"  {k:<30} {v['seconds_per_epoch']:.3f} s   x{v['ratio_to_float']:.2f}")
+        print(f"  {k:<38} {v['seconds_per_epoch']:.3f} s   x{v['ratio_to_float']:.2f}")
     u = result["update_step"]
     print(f"\nepoch update of {u['weights']} weights: post's Python loop {u['python_loop_seconds']:.3f} s, "
           f"devsim {u['devsim_seconds'] * 1e3:.2f} ms ({u['speedup']:.0f}x)")

@@ -5,7 +5,7 @@ normal number, more than the whole device update of a weight. The draws the
 optimizer needs every step (stochastic rounding, C2C and read noise) are
 instead a hash of (element index, seed, step, stream): integer ops that XLA
 fuses with the rest of the update. The mixer is Wellons' `lowbias32`
-(https://nullprogram.com/blog/2018/07/31/) applied twice; uniforms keep 24 bits
+(https://nullprogram.com/blog/2018/07/31/) applied twice; uniforms keep 23 bits
 and normals are ``sqrt(2) * erfinv(2u - 1)``. Same seed, same numbers.
 """
 
@@ -46,11 +46,37 @@ def key(seed: int, step, stream: int):
 
 
 def uniform(shape, key_):
-    """Uniform numbers in (0, 1), float32, 24 bits."""
-    bits = ops.right_shift(_bits(shape, key_), _u32(8))
-    return (ops.cast(bits, "float32") + 0.5) * (1.0 / 2**24)
+    """Uniform numbers in (0, 1), float32: ``(b + 0.5) / 2**23`` for 23 random bits ``b``,
+    all exactly representable (24 bits would round the largest to 1.0)."""
+    bits = ops.right_shift(_bits(shape, key_), _u32(9))
+    return (ops.cast(bits, "float32") + 0.5) * (1.0 / 2**23)
 
 
 def normal(shape, key_):
-    """Standard normal numbers, float32 (inverse CDF of a 24-bit uniform)."""
-    return math.sqrt(2.0) * ops.erfinv(2.0 * uniform(shape, key_) - 1.0)
+    """Standard normal numbers, float32: ``sqrt(2) erfinv(2u - 1)`` of a `uniform` (|z| < 5.3)."""
+    return _inverse_normal_cdf(uniform(shape, key_))
+
+
+# Giles, "Approximating the erfinv function" (GPU Computing Gems, 2011), single
+# precision: the algorithm of XLA's erfinv, with log((1 - x)(1 + x)) for its
+# log1p(-x^2), which XLA CPU evaluates about 1.5x slower.
+_CENTRAL = (2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087,
+            -0.00125372503, -0.00417768164, 0.246640727, 1.50140941)
+_TAIL = (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773,
+         -0.0076224613, 0.00943887047, 1.00167406, 2.83297682)
+
+
+def _horner(coefficients, x):
+    p = coefficients[0]
+    for c in coefficients[1:]:
+        p = c + p * x
+    return p
+
+
+def _inverse_normal_cdf(u):
+    """``sqrt(2) erfinv(2u - 1)`` for u in (0, 1), float32, relative error < 1e-6."""
+    x = 2.0 * u - 1.0
+    w = -ops.log((1.0 - x) * (1.0 + x))
+    central = _horner(_CENTRAL, w - 2.5)
+    tail = _horner(_TAIL, ops.sqrt(w) - 3.0)
+    return math.sqrt(2.0) * ops.where(w < 5.0, central, tail) * x

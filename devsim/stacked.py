@@ -70,8 +70,11 @@ class StackedDense(keras.layers.Layer):
         # forward and backward pass is then bit-identical to training it alone
         # (one batched matmul rounds differently, and training with large
         # logits amplifies round-off into different runs).
-        shared = len(x.shape) == 2
-        y = ops.stack([ops.matmul(x if shared else x[:, k], self.kernel[k]) for k in range(self.stack)], axis=1)
+        # Unstacked, not sliced: the gradient of K slices would be K zero-padded
+        # full-size tensors summed, that of an unstack is one stack.
+        xs = [x] * self.stack if len(x.shape) == 2 else ops.unstack(x, self.stack, axis=1)
+        kernels = ops.unstack(self.kernel, self.stack, axis=0)
+        y = ops.stack([ops.matmul(xk, wk) for xk, wk in zip(xs, kernels)], axis=1)
         if self.use_bias:
             y = y + self.bias
         return self.activation(y)

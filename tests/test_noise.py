@@ -42,3 +42,16 @@ def test_optimizer_c2c_noise_has_requested_sigma():
     g1 = opt.device_states()["d"]
     step = (g1 - g0 - 0.01)[(g0 > 0.1) & (g0 < 0.85)]  # away from the bounds (no clipping)
     assert step.std() == pytest.approx(0.03, rel=0.03) and abs(step.mean()) < 1e-3
+
+
+def test_extreme_draws_stay_finite_and_the_inverse_cdf_matches_scipy():
+    from scipy.special import ndtri
+
+    # every value `uniform` can return: (b + 0.5) / 2**23 for 23-bit b, the extremes included
+    b = np.concatenate([np.arange(0, 2**23, 101), np.arange(2**23 - 1000, 2**23), np.arange(1000)]).astype(np.float32)
+    u = (b + np.float32(0.5)) * np.float32(2.0**-23)
+    assert 0 < u.min() and u.max() < 1  # never 0 or 1: the normal is finite
+    z = np.asarray(noise._inverse_normal_cdf(u))
+    reference = ndtri(u.astype(np.float64))
+    np.testing.assert_allclose(z, reference, rtol=1e-6, atol=1e-6)
+    assert z.min() == pytest.approx(-z.max()) and 5.2 < z.max() < 5.4
