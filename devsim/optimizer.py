@@ -46,7 +46,8 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
     device-mapped variable ``w`` with device states ``g``:
 
     ```python
-    # update="batch": in every (compiled) training step
+    # update="batch": in every training step, all four lines (for every
+    # variable) compiled as one XLA program on TensorFlow
     w_float = inner_optimizer.update(w, gradient)    # any Keras optimizer
     n = pulse_rule(w_float - w, dw_min, max_pulses)  # signed whole pulses
     g = device.pulse(g, mapping.route(n))            # through the LTP/LTD curves
