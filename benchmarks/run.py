@@ -72,15 +72,18 @@ def epoch_seconds(mode, data, epochs, batch_size=32, c2c=0.0, n=None, count_puls
     return timer.seconds[1:]
 
 
+def mode_name(mode, c2c, count_pulses):
+    return f"{mode} c2c={c2c:g}" + (" +counts" if count_pulses else "")
+
+
 def ratios(data, repeats, epochs):
     modes = [(m, c, None) for m in ("epoch/sign", "batch/sign", "batch/proportional", "batch/stochastic") for c in (0.0, 0.02)]
     modes.append(("batch/stochastic", 0.02, True))  # with the (opt-in) pulse counts
-    name = lambda m, c, count: f"{m} c2c={c:g}" + (" +counts" if count else "")  # noqa: E731
-    times = {"float c2c=0": [], **{name(*mode): [] for mode in modes}}
+    times = {"float c2c=0": [], **{mode_name(*mode): [] for mode in modes}}
     for _ in range(repeats):
         for m, c, count in modes:  # float before every device mode: the reference sees the same machine state
             times["float c2c=0"] += epoch_seconds("float", data, epochs)
-            times[name(m, c, count)] += epoch_seconds(m, data, epochs, c2c=c, count_pulses=count)
+            times[mode_name(m, c, count)] += epoch_seconds(m, data, epochs, c2c=c, count_pulses=count)
     base = float(np.median(times["float c2c=0"]))
     return {k: {"seconds_per_epoch": float(np.median(v)), "ratio_to_float": float(np.median(v)) / base} for k, v in times.items()}
 
