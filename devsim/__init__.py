@@ -24,6 +24,8 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "DeviceOptimizer": "devsim.optimizer",
+    "DevicePopulation": "devsim.devices",
+    "DeviceTile": "devsim.tiles",
     "DifferentialMapping": "devsim.mapping",
     "ExpDevice": "devsim.devices",
     "LinearDevice": "devsim.devices",

@@ -1,4 +1,8 @@
-"""The `devsim` command line: `devsim run`, `devsim device`.
+"""The `devsim` command line: run, sweep, plot, device, devices, fit.
+
+Every run option comes from the option table (`devsim.config.RunConfig`'s
+fields, `devsim.options`): ``devsim run`` takes one value of each, ``devsim
+sweep`` a list.
 
 Bad input exits with status 2 and one line ``Error: --option: what is allowed``,
 before anything is written.
@@ -11,10 +15,12 @@ import sys
 import click
 
 from devsim import __version__
+from devsim import options as options_mod
+from devsim.config import DeviceOptions, RunConfig
 from devsim.quiet import quiet_stderr
 
 
-def _hidden(ctx, param, value):
+def _widths(ctx, param, value):
     if value is None:
         return None
     try:
@@ -23,75 +29,67 @@ def _hidden(ctx, param, value):
         raise click.BadParameter(f"must be comma-separated layer widths such as 128 or 256,128, got {value!r}") from None
 
 
-# Every run option once: (flag, type, default, help). `run` takes one value of
-# each; `sweep` takes a comma-separated list of values of any of them.
-DEVICE_OPTIONS = [
-    ("--device", str, None, "A preset (see `devsim devices`) or a device JSON file; other options override it."),
-    ("--ltp", float, None, "LTP curvature A_p: > 0 saturating, < 0 accelerating, inf linear."),
-    ("--ltd", float, None, "LTD curvature A_d (same conventions). Unset: inf."),
-    ("--nl-ltp", float, None, "NeuroSim LTP label instead of --ltp (e.g. 2.4)."),
-    ("--nl-ltd", float, None, "NeuroSim LTD label instead of --ltd (e.g. -4.88)."),
-    ("--linear", "flag", False, "Linear device (A_p = A_d = inf)."),
-    ("--states", int, None, "Conductance levels per device (N = states - 1 pulses). Default 101."),
-    ("--states-ltd", int, None, "Levels of the LTD branch, if it differs."),
-    ("--on-off", float, None, "On/off ratio Gmax/Gmin (default inf: Gmin = 0)."),
-    ("--c2c", float, None, "Cycle-to-cycle sigma, fraction of range, per sqrt(pulse)."),
-    ("--c2c-mode", str, None, "sqrt (NeuroSim: sigma*sqrt(n)) or step (sigma proportional to the step)."),
-    ("--d2d", float, None, "Device-to-device sigma of the NL labels."),
-    ("--d2d-range", float, None, "Device-to-device relative sigma of the conductance range."),
-    ("--stuck-gmin", float, None, "Fraction of devices stuck at Gmin."),
-    ("--stuck-gmax", float, None, "Fraction of devices stuck at Gmax."),
-    ("--read-noise", float, None, "Relative sigma of multiplicative read noise (every forward pass)."),
-]
-TRAINING_OPTIONS = [
-    ("--wmax", float, 1.0, "Weight range: w = wmax (2g - 1)."),
-    ("--mapping", str, "reference", "reference (one device vs mid-range reference) or differential (pair)."),
-    ("--update", str, "epoch", "epoch: float epoch, then program (the original study); batch: program every mini-batch."),
-    ("--pulses", str, None, "sign, proportional or stochastic. Default: sign (epoch), stochastic (batch)."),
-    ("--max-pulses", int, None, "Most pulses per device per update (default: N)."),
-    ("--count-pulses/--no-count-pulses", "bool", None,
-     "Log pulses applied and lost per layer and epoch. Default: on for epoch updates; off for batch updates, where it costs about a third of the device update."),
-    ("--dataset", str, "mnist", "mnist, mnist-5k, fashion-mnist or cifar10."),
-    ("--data-dir", str, None, "Folder with the dataset files (else $DEVSIM_DATA_DIR, the Keras cache, or download)."),
-    ("--epochs", int, 20, "Training epochs."),
-    ("--batch-size", int, 32, "Mini-batch size."),
-    ("--lr", float, 0.01, "Learning rate of the inner optimizer."),
-    ("--optimizer", str, "sgd", "sgd, adam, rmsprop, adagrad, adamw or nadam."),
-    ("--hidden", "hidden", None, "Hidden widths, e.g. 128 or 256,128 (default 128; cifar10 256,128,64,32)."),
-    ("--activation", str, "relu", "Hidden-layer activation."),
-    ("--crop", int, None, "Keep the central CROP x CROP pixels (20: NeuroSim's 400 inputs)."),
-    ("--bias/--no-bias", "bool", False, "Give layers (float) biases; the original study had none."),
-    ("--init", str, "uniform", "uniform random states, or glorot quantized to the nearest state."),
-    ("--seed", int, 0, "Seed of initial states, data order and all noise."),
-    ("--baselines/--no-baselines", "bool", True, "Also train the linear-device and float references."),
-]
+GROUP_TITLES = {"device": "Device options", "training": "Training options", "output": "Output options"}
 
 
-def _option(flag, kind, default, help, as_list=False):
+class GroupedCommand(click.Command):
+    """A command whose ``--help`` lists the run options under the headings of their table group."""
+
+    def format_options(self, ctx, formatter):
+        sections = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                sections.setdefault(getattr(param, "devsim_group", "other"), []).append(record)
+        for group, records in sections.items():
+            with formatter.section(GROUP_TITLES.get(group, "Other options")):
+                formatter.write_dl(records)
+
+
+def _click_option(name, field, as_list=False):
+    """The click option of one entry of the option table (`devsim.config.RunConfig`'s fields)."""
+    spec, kind = options_mod.spec_of(field), options_mod.value_type(field)
+    name_flag = options_mod.flag(name)
+    help_text = options_mod.help_text(spec, field.default, kind)
     if as_list:  # sweep: text, parsed into a list of values per field
-        if kind in ("flag", "bool"):
-            return click.option(flag, default=None, type=bool, help=f"{help} Fixed for the whole sweep.")
-        sep = "/-separated list" if kind == "hidden" else "comma-separated list"
-        return click.option(flag.split("/")[0], default=None, help=f"{help} A {sep} sweeps it.")
-    if kind == "flag":
-        return click.option(flag, is_flag=True, help=help)
-    if kind == "bool":
-        return click.option(flag, default=default, show_default=True, help=help)
-    if kind == "hidden":
-        return click.option(flag, callback=_hidden, default=None, help=help)
-    return click.option(flag, type=kind, default=default, show_default=default is not None, help=help)
+        if spec.cli in ("flag", "switch"):
+            decorator = click.option(name_flag, default=None, type=click.BOOL, help=f"{help_text} Fixed for the whole sweep.")
+        else:
+            sep = "/-separated list" if spec.cli == "widths" else "comma-separated list"
+            decorator = click.option(name_flag, default=None, help=f"{help_text} A {sep} sweeps it.")
+    elif spec.cli == "flag":
+        decorator = click.option(name_flag, is_flag=True, default=False, help=help_text)
+    elif spec.cli == "switch":
+        decorator = click.option(f"{name_flag}/--no-{name_flag[2:]}", default=field.default,
+                                 show_default=field.default is not None, help=help_text)
+    elif spec.cli == "widths":
+        decorator = click.option(name_flag, callback=_widths, default=None, help=help_text)
+    else:
+        kinds = {float: click.FLOAT, int: click.INT, str: click.STRING}
+        kind_type = click.Choice(spec.choices) if spec.choices else kinds[kind]
+        decorator = click.option(name_flag, type=kind_type, default=field.default,
+                                 show_default=field.default is not None, help=help_text)
+
+    def apply(f):
+        f = decorator(f)
+        f.__click_params__[-1].devsim_group = spec.group
+        return f
+
+    return apply
 
 
-def options(specs, as_list=False):
+def run_options(fields, as_list=False):
+    """Decorate a command with one option per entry of ``fields`` (name -> dataclass field), in order."""
     def decorate(f):
-        for spec in reversed(specs):
-            f = _option(*spec, as_list=as_list)(f)
+        for name, field in reversed(list(fields.items())):
+            f = _click_option(name, field, as_list=as_list)(f)
         return f
 
     return decorate
 
 
-device_options = options(DEVICE_OPTIONS)
+def _option_fields(cls, keep=lambda spec: True):
+    return {n: f for n, f in options_mod.parameters(cls).items() if options_mod.spec_of(f).cli and keep(options_mod.spec_of(f))}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -100,10 +98,8 @@ def cli():
     """Device-aware training of Keras networks on simulated memristive synapses."""
 
 
-@cli.command()
-@options(DEVICE_OPTIONS + TRAINING_OPTIONS)
-@click.option("--out", default="results", show_default=True, help="Results root folder.")
-@click.option("--name", default=None, help="Run folder name (default: built from the parameters).")
+@cli.command(cls=GroupedCommand)
+@run_options(_option_fields(RunConfig))
 def run(**options):
     """Train a network on a device (and the linear and float references).
 
@@ -111,7 +107,7 @@ def run(**options):
     and conductance.png/pdf. Example: devsim run --ltp 0.8 --ltd 0.8
     """
     with quiet_stderr():
-        from devsim.run import RunConfig, run as run_experiment
+        from devsim.run import run as run_experiment
 
     config = RunConfig(**options)
     folder = run_experiment(config, echo=click.echo, warn=lambda m: click.echo(m, err=True))
@@ -125,18 +121,19 @@ def run(**options):
     return 0 if record["status"] == "complete" else 1
 
 
-@cli.command()
-@options(DEVICE_OPTIONS + TRAINING_OPTIONS, as_list=True)
+@cli.command(cls=GroupedCommand)
+@run_options(_option_fields(RunConfig, lambda spec: spec.group != "output"), as_list=True)
 @click.option("--seeds", default=None, help="Seeds to repeat every configuration with, e.g. 0,1,2 (same as --seed 0,1,2).")
 @click.option("--file", "sweep_file", default=None, help="TOML sweep file ([fixed] and [sweep] tables); options given here override [fixed].")
 @click.option("--tie", "ties", multiple=True, help="FIELD=OTHER: FIELD takes the swept OTHER's value, e.g. --tie ltd=ltp (symmetric).")
-@click.option("--workers", type=int, default=1, show_default=True, help="Local processes running runs in parallel.")
-@click.option("--stack", type=int, default=8, show_default=True,
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Local processes running runs in parallel.")
+@click.option("--stack", type=click.IntRange(min=1), default=8, show_default=True,
               help="Train up to STACK runs that differ only in A_p/A_d together as one model (same results, faster); 1: off.")
 @click.option("--scheduler", default=None, help="Address of a running Dask scheduler (tcp://host:8786) to run the runs on.")
 @click.option("--out", default="results", show_default=True, help="Results root folder.")
 @click.option("--name", default=None, help="Sweep folder name (default: from the file name or the swept options).")
-def sweep(seeds, sweep_file, ties, workers, stack, scheduler, out, name, **options):
+def sweep(seeds, sweep_file, ties, workers, stack, scheduler, out, name, **values):
     """Run the grid of every combination of the listed values; resumable.
 
     Example: devsim sweep --ltp 0.1,0.5,inf --ltd 0.1,0.5,inf --seeds 0,1,2 --epochs 20.
@@ -146,17 +143,19 @@ def sweep(seeds, sweep_file, ties, workers, stack, scheduler, out, name, **optio
     from devsim.sweep import Sweep, parse_list, run_sweep
 
     if seeds is not None:
-        if options.get("seed") is not None:
+        if values.get("seed") is not None:
             raise click.UsageError("give --seeds or --seed, not both")
-        options["seed"] = seeds
+        values["seed"] = seeds
     swept, fixed = {}, {}
-    for key, text in options.items():
+    for key, text in values.items():
         if text is None:
             continue
         if isinstance(text, bool):
             fixed[key] = text
             continue
         values = parse_list(key, text)
+        if not values:
+            raise click.BadParameter(f"the list of values is empty ({text!r})", param_hint=f"'{options_mod.flag(key)}'")
         (swept if len(values) > 1 else fixed)[key] = values if len(values) > 1 else values[0]
     tie = {}
     for text in ties:
@@ -204,8 +203,8 @@ def fit(csv_file, out, name):
     return 0
 
 
-@cli.command()
-@device_options
+@cli.command(cls=GroupedCommand)
+@run_options(_option_fields(DeviceOptions))
 @click.option("--out", default="results", show_default=True, help="Folder for conductance.png/pdf.")
 @click.option("--name", default=None, help="Subfolder name (default: device_<parameters>).")
 @click.option("--save", default=None, help="Also write the device as JSON to this file (for --device).")
@@ -215,13 +214,15 @@ def device(out, name, save, **options):  # noqa: F811 - the command, not the opt
 
     import numpy as np
 
-    with quiet_stderr():
-        from devsim.presets import save_device
-        from devsim.run import RunConfig, _check_writable, plot_device_response
+    from devsim import io
+    from devsim.presets import save_device
+    from devsim.run import plot_device_response
 
-    config = RunConfig(**options, out=out)
+    config = DeviceOptions(**options)
     dev = config.make_device()
-    folder = Path(out) / (name or f"device_{config.device_slug()}")
+    folder_name = name or f"device_{config.device_slug()}"
+    io.check_name("--name" if name else "--device (its name)", folder_name)
+    folder = Path(out) / folder_name
     nl_p, nl_d = dev.nl_labels
     n, n_d = dev.num_pulses, dev.num_pulses_ltd
     if dev.name:
@@ -239,7 +240,7 @@ def device(out, name, save, **options):  # noqa: F811 - the command, not the opt
     ticks = np.linspace(0, n + n_d, 9).astype(int)
     click.echo("pulse   " + "  ".join(f"{p:>6d}" for p in ticks))
     click.echo("g       " + "  ".join(f"{g[p]:6.3f}" for p in ticks))
-    _check_writable(Path(out))
+    io.check_writable(Path(out), "--out")
     paths = plot_device_response(dev, folder / "conductance")
     click.echo("figure: " + ", ".join(str(p) for p in paths))
     if save:

@@ -27,7 +27,7 @@ import numpy as np
 
 DATASETS = ("mnist", "mnist-5k", "fashion-mnist", "cifar10")
 
-_SHAPES = {"mnist": (28, 28), "mnist-5k": (28, 28), "fashion-mnist": (28, 28), "cifar10": (32, 32, 3)}
+INPUT_SHAPES = {"mnist": (28, 28), "mnist-5k": (28, 28), "fashion-mnist": (28, 28), "cifar10": (32, 32, 3)}
 _NUM_CLASSES = 10
 _IDX_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
@@ -152,7 +152,7 @@ def _resolve_dir(data_dir) -> tuple[Path | None, str]:
 
 def _finish(name, requested, arrays, source, fallback=False, scale="unit") -> Dataset:
     """Reshape, scale and check raw uint8 arrays, and wrap them in a `Dataset`."""
-    shape = _SHAPES[name]
+    shape = INPUT_SHAPES[name]
     xtr, ytr, xte, yte = (np.asarray(a) for a in arrays)
     out = []
     for x, y in ((xtr, ytr), (xte, yte)):

@@ -21,7 +21,13 @@ When ``A_p != A_d`` up-then-down does not return to the start: that asymmetry
 is the physics studied, so the stored state is the float ``g``, not a pulse
 count. NeuroSim's curves in absolute pulses are the same with its ``A`` equal
 to ``A * N`` here; aihwkit's ``SoftBoundsPmaxDevice(p_max=N, alpha=1/(A*N))``
-is the symmetric case.
+is the symmetric case (docs/devices.md derives both).
+
+Two layers: `ExpDevice` holds a device model's parameters (a frozen dataclass
+whose fields are the device options of `devsim run`), and `DevicePopulation`
+holds the devices of one weight array, each with what it drew for itself
+once (device-to-device variation, stuck devices). ``ExpDevice.sample(shape,
+seed)`` makes the population; `devsim.tiles` keeps one per device variable.
 
 All methods are tensor ops (``keras.ops``) on whole arrays, and ``a_p``, ``a_d``
 broadcast: a per-device array of curvatures works unchanged.
@@ -34,134 +40,124 @@ import functools
 import math
 
 import numpy as np
-from keras import ops, random
+from devsim.lazy import ops, random
 
-from devsim import nonlinearity
+from devsim import curves, nonlinearity
+from devsim.options import FieldError, check_all, option
 
 _AT_BOUND_TOL = 1e-3  # a device within 1/1000 of a pulse of its bound counts as at it
 _SNAP = 1e-6  # float32 round-off: conductances this close to 1 after LTP are the bound itself
+MAX_STATES = 100_000
+"""Most levels a device may have (real devices have tens to a few thousand)."""
 
 
-def _check_curvature(name, value):
-    arr = np.asarray(value, dtype=np.float64)
-    if np.any(np.isnan(arr)) or np.any(arr == 0):
-        raise ValueError(
-            f"{name} must be a non-zero number (A > 0 saturating, A < 0 accelerating, "
-            f"inf linear), got {value!r}"
-        )
-
-
-@dataclasses.dataclass(frozen=True)
-class _Curve:
-    """float32 constants of one direction's curve (numpy, scalar or per device)."""
-
-    num_pulses: int  # N, pulses of a full sweep
-    rate: np.ndarray  # 1 / (N A)
-    s: np.ndarray  # asymptote 1 / (1 - exp(-1/A))
-    inv_s: np.ndarray  # 1 / s
-    n_a: np.ndarray  # N A = 1 / rate
-    linear: np.ndarray  # A = inf (the other constants are placeholders there)
-
-    @classmethod
-    def of(cls, a, num_pulses):
-        a = np.asarray(a, dtype=np.float64)
-        linear = np.isinf(a)
-        a = np.where(linear, 1.0, a)
-        inv_s = -np.expm1(-1.0 / a)
-        f32 = functools.partial(np.asarray, dtype=np.float32)
-        return cls(num_pulses, f32(1.0 / (num_pulses * a)), f32(1.0 / inv_s), f32(inv_s), f32(num_pulses * a), linear)
-
-
-def _check_fraction(name, value, upper=1.0):
-    if not (0.0 <= value <= upper):
-        raise ValueError(f"{name} must be between 0 and {upper:g}, got {value!r}")
+def _curvature_problem(symbol):
+    def check(value):
+        a = np.abs(np.asarray(value, dtype=np.float64))
+        if np.any(np.isnan(a)) or np.any(a < curves.A_MIN):
+            return (f"{symbol} must be a non-zero number with |{symbol}| >= {curves.A_MIN:g} "
+                    f"(> 0 saturating, < 0 accelerating, inf linear), got {value!r}")
+        return None
+    return check
 
 
 C2C_MODES = ("sqrt", "step")
+DEVICE = "device"  # option group of the device fields
+
+
+def _fraction(help, unit, label, symbol):
+    return option(0.0, help, unit=unit, label=label, symbol=symbol, minimum=0.0, maximum=1.0, group=DEVICE)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class ExpDevice:
     """Exponential LTP/LTD device (NeuroSim's model, normalized), with non-idealities.
 
-    The curve (DESIGN.md section 1): after ``x = p / N_p`` of an LTP sweep and
+    The curve (docs/devices.md): after ``x = p / N_p`` of an LTP sweep and
     ``y = q / N_d`` of an LTD sweep,
     ``g_ltp(x) = (1 - exp(-x/A_p)) / (1 - exp(-1/A_p))`` and
-    ``g_ltd(y) = 1 - (1 - exp(-y/A_d)) / (1 - exp(-1/A_d))``.
+    ``g_ltd(y) = 1 - (1 - exp(-y/A_d)) / (1 - exp(-1/A_d))``. ``n`` pulses
+    from ``g``::
+
+        g' = g + (s_p - g) (1 - exp(-n / (N_p A_p)))         # LTP, then min(1, .)
+        g' = g - (g - 1 + s_d) (1 - exp(-n / (N_d A_d)))     # LTD, then max(0, .)
+        g' = clip(g' + c2c * sqrt(n) * xi, 0, 1)             # C2C, xi ~ N(0, 1)
+
     Every non-ideality is off by default, and is exactly the identity at 0.
+    Each field is an option of ``devsim run`` (its help, unit and allowed
+    values are declared with it; see `devsim.options`). ``a_p`` and ``a_d``
+    may be arrays that broadcast against the weights (one value per device).
+    The fields set to device-to-device variation (``d2d``, ``d2d_range``,
+    ``stuck_*``) are drawn per device by `sample`.
 
     Args:
-        a_p: LTP curvature ``A_p`` (unitless, fraction of the LTP sweep).
-            ``> 0`` saturating, ``< 0`` accelerating, ``inf`` linear. Scalar or
-            an array that broadcasts against the weights (one per device).
-        a_d: LTD curvature ``A_d``, same conventions, for depression from Gmax.
-        states: conductance levels of an LTP sweep; ``N_p = states - 1`` LTP
-            pulses go from Gmin to Gmax. At least 2.
-        states_ltd: levels of an LTD sweep (``N_d = states_ltd - 1``), as
-            NeuroSim's maxNumLevelLTD; ``None``: the same as ``states``.
-        on_off: on/off ratio ``Gmax / Gmin`` (unitless, > 1; ``inf``: Gmin = 0).
-            With ``f = 1/on_off`` a device conducts ``G/Gmax = f + (1 - f) g``;
-            it matters once read noise or range variation act on G.
-        c2c: cycle-to-cycle variation, sigma as a fraction of the conductance
-            range (unitless). Each programming event of ``n`` pulses adds
-            ``N(0, c2c * sqrt(n))`` to g (``c2c_mode="sqrt"``, NeuroSim), or
-            ``N(0, c2c * |dg|)`` (``"step"``: noise proportional to the step).
-        c2c_mode: ``"sqrt"`` or ``"step"``, see ``c2c``.
-        d2d: device-to-device variation of the nonlinearity, sigma in NeuroSim
-            NL-label units: each device draws ``NL + N(0, d2d)`` for LTP and for
-            LTD once (see `sample`), fixed for its life.
-        d2d_range: device-to-device variation of the conductance range, relative
-            sigma: each device's Gmin and Gmax are scaled by ``1 + N(0, d2d_range)``
-            (at least 0.05), against the nominal reference.
-        stuck_gmin: fraction of devices stuck at Gmin (pulses do nothing).
+        a_p: LTP curvature ``A_p``.
+        a_d: LTD curvature ``A_d``.
+        states: levels of an LTP sweep, ``N_p = states - 1``.
+        states_ltd: levels of an LTD sweep, ``N_d = states_ltd - 1`` (None: ``states``).
+        on_off: ``Gmax / Gmin``.
+        c2c: cycle-to-cycle sigma.
+        c2c_mode: ``"sqrt"`` or ``"step"``.
+        d2d: device-to-device sigma of the NL labels.
+        d2d_range: device-to-device relative sigma of the range.
+        stuck_gmin: fraction of devices stuck at Gmin.
         stuck_gmax: fraction of devices stuck at Gmax.
-        read_noise: multiplicative read noise, relative sigma: every read
-            returns ``G * (1 + N(0, read_noise))``; the stored g never changes.
+        read_noise: relative sigma of the read noise.
         name: preset or file name (metadata).
         source: where the parameters come from, e.g. a paper (metadata).
-        range_scale: per-device range factor, drawn by `sample` (1: nominal).
-        stuck: per-device int8 array, -1 stuck at Gmin, +1 at Gmax, 0 free;
-            drawn by `sample` (``None``: no stuck devices).
     """
 
-    a_p: float = math.inf
-    a_d: float = math.inf
-    states: int = 101
-    states_ltd: int | None = None
-    on_off: float = math.inf
-    c2c: float = 0.0
-    c2c_mode: str = "sqrt"
-    d2d: float = 0.0
-    d2d_range: float = 0.0
-    stuck_gmin: float = 0.0
-    stuck_gmax: float = 0.0
-    read_noise: float = 0.0
+    a_p: float = option(
+        math.inf, "LTP curvature A_p: > 0 saturating, < 0 accelerating, inf linear.", unit="fraction of the LTP sweep",
+        label=r"LTP curvature $A_\mathrm{p}$", symbol=r"$A_\mathrm{p}$", validate=_curvature_problem("A_p"),
+        option="ltp", group=DEVICE)
+    a_d: float = option(
+        math.inf, "LTD curvature A_d, for depression from Gmax (same conventions).", unit="fraction of the LTD sweep",
+        label=r"LTD curvature $A_\mathrm{d}$", symbol=r"$A_\mathrm{d}$", validate=_curvature_problem("A_d"),
+        option="ltd", group=DEVICE)
+    states: int = option(
+        101, "Conductance levels of an LTP sweep: N = states - 1 pulses take a device from Gmin to Gmax.",
+        unit="levels", label="Number of states", symbol="states", minimum=2, maximum=MAX_STATES, group=DEVICE)
+    states_ltd: int | None = option(
+        None, "Levels of the LTD sweep when they differ from LTP (NeuroSim's maxNumLevelLTD); unset: states.",
+        unit="levels", label="Number of LTD states", symbol="LTD states", minimum=2, maximum=MAX_STATES, group=DEVICE)
+    on_off: float = option(
+        math.inf, "On/off ratio Gmax/Gmin (inf: Gmin = 0). A device conducts G/Gmax = f + (1 - f) g, f = 1/on_off; "
+        "it matters once read noise or range variation act on G.", label=r"On/off ratio $G_\mathrm{max}/G_\mathrm{min}$",
+        symbol="on/off", minimum=1.0, exclusive_minimum=True, group=DEVICE)
+    c2c: float = option(
+        0.0, "Cycle-to-cycle variation: each programming event of n pulses adds N(0, c2c sqrt(n)) to g "
+        "(c2c-mode sqrt, NeuroSim) or N(0, c2c |dg|) (step).", unit="sigma, fraction of the conductance range",
+        label="Cycle-to-cycle σ (fraction of range)", symbol="C2C σ", minimum=0.0, maximum=1.0, group=DEVICE)
+    c2c_mode: str = option(
+        "sqrt", "How C2C noise scales with a programming event: sqrt (sigma sqrt(n), NeuroSim) or step (sigma |dg|).",
+        choices=C2C_MODES, label="C2C scaling", symbol="C2C", group=DEVICE)
+    d2d: float = option(
+        0.0, "Device-to-device variation of the nonlinearity: each device draws NL_LTP + N(0, d2d) and "
+        "NL_LTD + N(0, d2d) once, fixed for its life.", unit="sigma, NeuroSim NL-label units",
+        label="Device-to-device σ (NL label)", symbol="D2D σ", minimum=0.0, maximum=nonlinearity.NL_MAX, group=DEVICE)
+    d2d_range: float = option(
+        0.0, "Device-to-device variation of the conductance range: each device's Gmin and Gmax are scaled once by "
+        "1 + N(0, d2d_range) (at least 0.05), read against the nominal reference.", unit="relative sigma",
+        label="Device-to-device range σ (relative)", symbol="D2D range σ", minimum=0.0, maximum=1.0, group=DEVICE)
+    stuck_gmin: float = _fraction(
+        "Fraction of devices stuck at Gmin: their pulses do nothing (counted as lost).", "fraction of devices",
+        r"Devices stuck at $G_\mathrm{min}$ (fraction)", r"stuck at $G_\mathrm{min}$")
+    stuck_gmax: float = _fraction(
+        "Fraction of devices stuck at Gmax.", "fraction of devices",
+        r"Devices stuck at $G_\mathrm{max}$ (fraction)", r"stuck at $G_\mathrm{max}$")
+    read_noise: float = option(
+        0.0, "Multiplicative read noise: every read returns G (1 + N(0, read_noise)); the stored g never changes.",
+        unit="relative sigma", label="Read noise σ (relative)", symbol="read σ", minimum=0.0, maximum=1.0, group=DEVICE)
     name: str | None = None
     source: str | None = None
-    range_scale: float = 1.0
-    stuck: np.ndarray | None = None
 
     def __post_init__(self):
-        _check_curvature("A_p", self.a_p)
-        _check_curvature("A_d", self.a_d)
-        for field in ("states", "states_ltd"):
-            value = getattr(self, field)
-            if value is None and field == "states_ltd":
-                object.__setattr__(self, field, self.states)
-                continue
-            if isinstance(value, bool) or int(value) != value or value < 2:
-                raise ValueError(f"{field} must be an integer >= 2, got {value!r}")
-            object.__setattr__(self, field, int(value))
-        if not (self.on_off > 1):
-            raise ValueError(f"on_off must be > 1 (Gmax/Gmin; inf for Gmin = 0), got {self.on_off!r}")
-        for field in ("c2c", "d2d", "d2d_range", "read_noise"):
-            if not (getattr(self, field) >= 0 and math.isfinite(getattr(self, field))):
-                raise ValueError(f"{field} must be a finite number >= 0, got {getattr(self, field)!r}")
-        _check_fraction("stuck_gmin", self.stuck_gmin)
-        _check_fraction("stuck_gmax", self.stuck_gmax)
-        _check_fraction("stuck_gmin + stuck_gmax", self.stuck_gmin + self.stuck_gmax)
-        if self.c2c_mode not in C2C_MODES:
-            raise ValueError(f"c2c_mode must be one of {', '.join(C2C_MODES)}, got {self.c2c_mode!r}")
+        check_all(self)
+        if self.states_ltd is None:
+            object.__setattr__(self, "states_ltd", self.states)
+        if self.stuck_gmin + self.stuck_gmax > 1:
+            raise FieldError("stuck_gmin", f"stuck_gmin + stuck_gmax must be at most 1, got {self.stuck_gmin + self.stuck_gmax:g}")
 
     @classmethod
     def from_nl(cls, nl_ltp, nl_ltd, states=101, **fields):
@@ -193,18 +189,25 @@ class ExpDevice:
         """Whether devices differ from each other (`sample` draws them)."""
         return self.d2d > 0 or self.d2d_range > 0 or self.stuck_gmin > 0 or self.stuck_gmax > 0
 
-    def sample(self, shape, seed=None) -> "ExpDevice":
+    @property
+    def is_linear(self) -> bool:
+        """Both branches (of every device) are straight lines."""
+        return bool(np.all(curves.is_linear(self.a_p)) and np.all(curves.is_linear(self.a_d)))
+
+    def sample(self, shape, seed=None) -> "DevicePopulation":
         """Draw the device-to-device variations of a population of ``shape`` devices.
 
-        Returns a device whose ``a_p``/``a_d``/``range_scale``/``stuck`` are
-        per-device arrays (fixed for the devices' life) and whose D2D sigmas
-        are 0, so sampling again changes nothing. Reproducible from ``seed``.
+        Returns a `DevicePopulation` whose model has per-device ``a_p``/``a_d``
+        (where ``d2d > 0``) and D2D sigmas of 0, with each device's range factor
+        and stuck state; all fixed for the devices' life and reproducible from
+        ``seed``. Without variation, the population of this device itself.
         """
         if not self.needs_sampling:
-            return self
+            return DevicePopulation(self)
         rng = np.random.default_rng(seed)
         shape = tuple(shape)
         fields = {"d2d": 0.0, "d2d_range": 0.0, "stuck_gmin": 0.0, "stuck_gmax": 0.0}
+        range_scale = stuck = None
         if self.d2d > 0:
             limit = nonlinearity.NL_MAX - 1e-3
             nl_p, nl_d = (np.broadcast_to(x, shape) + rng.normal(0.0, self.d2d, shape) for x in self.nl_labels)
@@ -213,24 +216,28 @@ class ExpDevice:
             fields["a_d"] = np.asarray(nonlinearity.a_d_from_label(nl_d), np.float64)
         if self.d2d_range > 0:
             scale = 1.0 + rng.normal(0.0, self.d2d_range, shape)
-            fields["range_scale"] = np.maximum(scale, 0.05).astype(np.float32) * self.range_scale
+            range_scale = np.maximum(scale, 0.05).astype(np.float32)
         if self.stuck_gmin > 0 or self.stuck_gmax > 0:
             u = rng.uniform(size=shape)
-            fields["stuck"] = np.where(u < self.stuck_gmin, -1, np.where(u < self.stuck_gmin + self.stuck_gmax, 1, 0)).astype(np.int8)
-        return dataclasses.replace(self, **fields)
+            stuck = np.where(u < self.stuck_gmin, -1, np.where(u < self.stuck_gmin + self.stuck_gmax, 1, 0)).astype(np.int8)
+        return DevicePopulation(dataclasses.replace(self, **fields), range_scale, stuck)
 
     @functools.cached_property
     def _curves(self):
-        """(LTP, LTD) `_Curve` constants, computed once in float64."""
-        return _Curve.of(self.a_p, self.num_pulses), _Curve.of(self.a_d, self.num_pulses_ltd)
+        """(LTP, LTD) `curves.Constants`, computed once in float64."""
+        return curves.Constants.of(self.a_p, self.num_pulses), curves.Constants.of(self.a_d, self.num_pulses_ltd)
 
-    def _select(self, up, field):
+    # The curve math, written once for both array namespaces: ``xp`` is keras.ops
+    # (training, inside compiled steps) or numpy (figures and `devsim device`,
+    # without loading a backend).
+
+    def _select(self, up, field, xp):
         """A curve constant of the direction each device is pulsed in (``up``: LTP)."""
         ltp, ltd = self._curves
         x_p, x_d = getattr(ltp, field), getattr(ltd, field)
         if np.shape(x_p) == np.shape(x_d) and np.array_equal(x_p, x_d):
             return x_p  # symmetric device: no per-device select
-        return ops.where(up, x_p, x_d)
+        return xp.where(up, x_p, x_d)
 
     def _all_linear(self):
         ltp, ltd = self._curves
@@ -240,38 +247,50 @@ class ExpDevice:
         ltp, ltd = self._curves
         return np.any(ltp.linear) or np.any(ltd.linear)
 
-    def _linear_step(self, up):
+    def _linear_step(self, up, xp):
         """``1/N`` of the direction: the step of a linear device."""
         ltp, ltd = self._curves
         if ltp.num_pulses == ltd.num_pulses:
             return 1.0 / ltp.num_pulses
-        return ops.where(up, np.float32(1.0 / ltp.num_pulses), np.float32(1.0 / ltd.num_pulses))
+        return xp.where(up, np.float32(1.0 / ltp.num_pulses), np.float32(1.0 / ltd.num_pulses))
 
-    def _linear_mask(self, up):
+    def _linear_mask(self, up, xp):
         ltp, ltd = self._curves
-        return ops.where(up, ltp.linear, ltd.linear)
+        return xp.where(up, ltp.linear, ltd.linear)
 
-    def _climb(self, h, k, up):
+    def _climb(self, h, k, up, xp):
         """Move ``h`` up by ``k >= 0`` pulses: on the LTP curve where ``up``, else on the
         LTP-shaped curve of ``1 - g`` with ``A_d`` (depression seen from Gmax)."""
-        linear_step = k * self._linear_step(up)
+        linear_step = k * self._linear_step(up, xp)
         if self._all_linear():
             return h + linear_step
-        step = (self._select(up, "s") - h) * -ops.expm1(-k * self._select(up, "rate"))  # (s - h)(1 - exp(-k/(N A)))
+        step = (self._select(up, "s", xp) - h) * -xp.expm1(-k * self._select(up, "rate", xp))  # (s - h)(1 - exp(-k/(N A)))
         if self._any_linear():
-            step = ops.where(self._linear_mask(up), linear_step, step)
+            step = xp.where(self._linear_mask(up, xp), linear_step, step)
         return h + step
 
-    def _room(self, h, up):
+    def _room(self, h, up, xp):
         """Pulses (float) the curve selected by ``up`` needs to take ``h`` to 1."""
-        n_dir = 1.0 / self._linear_step(up)
+        n_dir = 1.0 / self._linear_step(up, xp)
         room_linear = (1.0 - h) * n_dir
         if self._all_linear():
             return room_linear
-        room = n_dir + ops.log1p(-h * self._select(up, "inv_s")) * self._select(up, "n_a")  # N minus h's position
+        room = n_dir + xp.log1p(-h * self._select(up, "inv_s", xp)) * self._select(up, "n_a", xp)  # N minus h's position
         if self._any_linear():
-            room = ops.where(self._linear_mask(up), room_linear, room)
+            room = xp.where(self._linear_mask(up, xp), room_linear, room)
         return room
+
+    def _move(self, g, n, xp):
+        """Noise-free ``(g_new, lost)`` after signed pulses ``n`` (``n = 0`` not yet masked)."""
+        up = n > 0
+        k = xp.abs(n)
+        h = xp.where(up, g, 1.0 - g)  # distance climbed from the bound the pulses leave
+        h_new = self._climb(h, k, up, xp)
+        h_new = xp.clip(xp.where(h_new > 1.0 - _SNAP, 1.0, h_new), 0.0, 1.0)
+        g_new = xp.where(up, h_new, 1.0 - h_new)
+        relu = xp.relu if xp is ops else (lambda x: xp.maximum(x, 0.0))
+        lost = relu(k - relu(xp.ceil(self._room(h, up, xp) - _AT_BOUND_TOL)))
+        return g_new, lost, k
 
     def apply_pulses(self, g, n, seed=None, noise_shape=None, xi=None):
         """Apply signed pulse counts and count the pulses lost at the bounds.
@@ -288,17 +307,11 @@ class ExpDevice:
 
         Returns:
             ``(g_new, lost)``: the conductances after the pulses, and per device
-            how many of its pulses did nothing (past a bound, or stuck device).
+            how many of its pulses did nothing (past a bound).
         """
         g = ops.convert_to_tensor(g)
         n = ops.cast(n, g.dtype)
-        up = n > 0
-        k = ops.abs(n)
-        h = ops.where(up, g, 1.0 - g)  # distance climbed from the bound the pulses leave
-        h_new = self._climb(h, k, up)
-        h_new = ops.clip(ops.where(h_new > 1.0 - _SNAP, 1.0, h_new), 0.0, 1.0)
-        g_new = ops.where(up, h_new, 1.0 - h_new)
-        lost = ops.relu(k - ops.relu(ops.ceil(self._room(h, up) - _AT_BOUND_TOL)))
+        g_new, lost, k = self._move(g, n, ops)
         if self.c2c > 0:
             if xi is None and seed is None:
                 raise ValueError("c2c > 0 needs a seed (a keras.random.SeedGenerator or int) for its noise")
@@ -307,13 +320,9 @@ class ExpDevice:
             sigma = self.c2c * (ops.sqrt(k) if self.c2c_mode == "sqrt" else ops.abs(g_new - g))
             g_new = ops.clip(g_new + sigma * xi, 0.0, 1.0)
         g_new = ops.where(k == 0, g, g_new)
-        if self.stuck is not None:
-            free = ops.convert_to_tensor(self.stuck == 0)
-            g_new = ops.where(free, g_new, g)
-            lost = ops.where(free, lost, k)
         return g_new, lost
 
-    def read(self, g, seed=None, noise_shape=None, xi=None):
+    def read(self, g, seed=None, noise_shape=None, xi=None, range_scale=None):
         """The normalized conductance the periphery reads from devices at ``g``.
 
         ``G/Gmax = range_scale * (f + (1 - f) g) * (1 + read_noise * xi)`` with
@@ -321,23 +330,23 @@ class ExpDevice:
         nominal Gmin and Gmax. It is ``g`` itself when nothing varies. Read noise
         is drawn only when a ``seed`` (or the draws ``xi``) is given; ``g`` is
         never modified.
+
+        Args:
+            range_scale: each device's range factor (a `DevicePopulation`'s);
+                None: nominal.
         """
         noisy = self.read_noise > 0 and (seed is not None or xi is not None)
-        if not noisy and np.all(np.asarray(self.range_scale) == 1.0):
+        if not noisy and range_scale is None:
             return g
         f = 0.0 if math.isinf(self.on_off) else 1.0 / self.on_off
-        conductance = ops.cast(self.range_scale, g.dtype) * (f + (1.0 - f) * g)
+        conductance = f + (1.0 - f) * g
+        if range_scale is not None:
+            conductance = ops.cast(range_scale, g.dtype) * conductance
         if noisy:
             if xi is None:
                 xi = random.normal(noise_shape or ops.shape(g), dtype=g.dtype, seed=seed)
             conductance = conductance * (1.0 + self.read_noise * xi)
         return (conductance - f) / (1.0 - f)
-
-    def stuck_values(self, g):
-        """``g`` with stuck devices set to their bound."""
-        if self.stuck is None:
-            return g
-        return ops.where(self.stuck < 0, 0.0, ops.where(self.stuck > 0, 1.0, g))
 
     def pulse(self, g, n, seed=None):
         """Apply signed pulse counts (``n > 0`` LTP, ``n < 0`` LTD); returns the new ``g``.
@@ -365,7 +374,7 @@ class ExpDevice:
 
     @functools.cached_property
     def _noiseless(self):
-        return dataclasses.replace(self, c2c=0.0, stuck=None) if (self.c2c > 0 or self.stuck is not None) else self
+        return dataclasses.replace(self, c2c=0.0) if self.c2c > 0 else self
 
     def nearest_state(self, g):
         """Snap conductances ``g`` to the nearest of the N + 1 LTP levels.
@@ -374,7 +383,7 @@ class ExpDevice:
             ``(p, g_snapped)``: the state index (float, integral) and its conductance.
         """
         g = ops.clip(ops.convert_to_tensor(g, dtype="float32"), 0.0, 1.0)
-        position = self.num_pulses - self._room(g, True)
+        position = self.num_pulses - self._room(g, True, ops)
         lo = ops.clip(ops.floor(position), 0.0, self.num_pulses)
         hi = ops.clip(lo + 1.0, 0.0, self.num_pulses)
         g_lo, g_hi = self.level(lo), self.level(hi)
@@ -387,10 +396,12 @@ class ExpDevice:
         Returns:
             ``(pulse, g)`` with ``pulse = 0..N_p + N_d`` and the conductance after each.
         """
-        up = ops.convert_to_numpy(self.level(np.arange(self.num_pulses + 1, dtype=np.float32)))
+        p = np.arange(self.num_pulses + 1, dtype=np.float32)
         q = np.arange(self.num_pulses_ltd + 1, dtype=np.float32)
-        down = ops.convert_to_numpy(self._noiseless.depress(np.ones_like(q), q))
-        return np.arange(self.num_pulses + self.num_pulses_ltd + 1), np.concatenate([up, down[1:]])
+        up = self._move(np.zeros_like(p), p, np)[0]
+        down = self._move(np.ones_like(q), -q, np)[0]
+        up[0], down[0] = 0.0, 1.0  # no pulse: the bound itself
+        return np.arange(self.num_pulses + self.num_pulses_ltd + 1), np.concatenate([up, down[1:]]).astype(np.float32)
 
     def describe(self) -> str:
         """Short legend text, e.g. ``A_p=0.8, A_d=0.8 (NL 1.56/-1.56)``."""
@@ -408,31 +419,140 @@ class ExpDevice:
         config = {"kind": "exp"}
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if field.name in ("range_scale", "stuck"):
-                continue
             config[field.name] = np.asarray(value).tolist() if isinstance(value, np.ndarray) else value
         config["nl_ltp"], config["nl_ltd"] = (np.round(np.asarray(x), 4).tolist() for x in self.nl_labels)
         return config
+
+    METADATA_KEYS = ("kind", "nl_ltp", "nl_ltd", "fit")
+    """Keys of a device config that are not fields: the kind, the labels (an alternative to a_p/a_d), a fit's record."""
 
     @classmethod
     def from_config(cls, config: dict):
         """A device from `get_config` output or a hand-written dict.
 
         Either ``a_p``/``a_d`` or the NeuroSim labels ``nl_ltp``/``nl_ltd`` may be
-        given (``a_*`` wins); keys that are not fields (``kind``, ``fit``, ...)
-        are ignored.
+        given (``a_*`` wins); numbers may be written as text (``"inf"``).
+
+        Raises:
+            FieldError: an unknown key (naming it), or a bad value.
         """
-        names = {f.name for f in dataclasses.fields(cls)} - {"range_scale", "stuck"}
-        fields = {k: v for k, v in config.items() if k in names}
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = [k for k in config if k not in names and k not in cls.METADATA_KEYS]
+        if unknown:
+            raise FieldError(unknown[0], f"not a device parameter (known: {', '.join(sorted(names | {'nl_ltp', 'nl_ltd'}))})")
+        fields = {k: _number(v) for k, v in config.items() if k in names}
         for a, label, convert in (("a_p", "nl_ltp", nonlinearity.a_p_from_label), ("a_d", "nl_ltd", nonlinearity.a_d_from_label)):
             if a not in fields and label in config:
-                fields[a] = convert(config[label])
+                value = _number(config[label])
+                if isinstance(value, (bool, str)) or value is None:
+                    raise FieldError(label, f"must be a NeuroSim label (a number), got {value!r}")
+                try:
+                    fields[a] = convert(value)
+                except ValueError as exc:
+                    raise FieldError(label, str(exc)) from None
             if a in fields:
                 v = fields[a]
-                fields[a] = float(v) if np.ndim(v) == 0 else np.asarray(v, dtype=np.float64)
+                if isinstance(v, list):
+                    fields[a] = np.asarray(v, dtype=np.float64) if _all_numbers(v) else v
+                elif isinstance(v, np.ndarray) and v.ndim == 0:
+                    fields[a] = float(v)
         return cls(**fields)
+
+
+def _number(value):
+    """JSON text for non-finite numbers ("inf", "-inf") as floats; everything else as it is."""
+    if isinstance(value, str) and value.strip().lower() in ("inf", "+inf", "-inf", "infinity", "-infinity"):
+        return float(value.strip().lower().replace("infinity", "inf"))
+    if isinstance(value, list):
+        return [_number(v) for v in value]
+    return value
+
+
+def _all_numbers(values):
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) or (isinstance(v, list) and _all_numbers(v))
+               for v in values)
 
 
 def LinearDevice(states: int = 101) -> ExpDevice:
     """A linear device: every pulse moves g by exactly ``1 / (states - 1)``."""
     return ExpDevice(math.inf, math.inf, states)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class DevicePopulation:
+    """The devices of one weight array: a device model and what each device drew for itself.
+
+    Made by `ExpDevice.sample`; fixed for the devices' life. Applies pulses and
+    reads like the model, with each device's own draws::
+
+        g', lost = model.apply_pulses(g, n)          # per-device a_p/a_d broadcast
+        g', lost = where(stuck, g, g'), where(stuck, |n|, lost)
+        read(g)  = model.read(g, range_scale=range_scale)
+
+    Attributes:
+        model: the `ExpDevice` (per-device ``a_p``/``a_d`` where ``d2d > 0``,
+            variation sigmas 0).
+        range_scale: float32 array, each device's factor on Gmin and Gmax
+            (``d2d_range``), or None (nominal).
+        stuck: int8 array, -1 stuck at Gmin, +1 at Gmax, 0 free; or None.
+    """
+
+    model: ExpDevice
+    range_scale: np.ndarray | None = None
+    stuck: np.ndarray | None = None
+
+    @property
+    def num_pulses(self) -> int:
+        return self.model.num_pulses
+
+    @property
+    def num_pulses_ltd(self) -> int:
+        return self.model.num_pulses_ltd
+
+    @property
+    def c2c(self) -> float:
+        return self.model.c2c
+
+    @property
+    def read_noise(self) -> float:
+        return self.model.read_noise
+
+    def sample(self, shape, seed=None) -> "DevicePopulation":
+        """Already drawn: the population itself (its devices are fixed for life)."""
+        return self
+
+    def apply_pulses(self, g, n, seed=None, noise_shape=None, xi=None):
+        """`ExpDevice.apply_pulses`; stuck devices do not move and lose all their pulses."""
+        g = ops.convert_to_tensor(g)
+        g_new, lost = self.model.apply_pulses(g, n, seed=seed, noise_shape=noise_shape, xi=xi)
+        if self.stuck is not None:
+            k = ops.abs(ops.cast(n, g.dtype))
+            free = ops.convert_to_tensor(self.stuck == 0)
+            g_new = ops.where(free, g_new, g)
+            lost = ops.where(free, lost, k)
+        return g_new, lost
+
+    def pulse(self, g, n, seed=None):
+        return self.apply_pulses(g, n, seed)[0]
+
+    def read(self, g, seed=None, noise_shape=None, xi=None):
+        """`ExpDevice.read` with each device's range factor."""
+        return self.model.read(g, seed=seed, noise_shape=noise_shape, xi=xi, range_scale=self.range_scale)
+
+    def stuck_values(self, g):
+        """``g`` with stuck devices set to their bound."""
+        if self.stuck is None:
+            return g
+        return ops.where(self.stuck < 0, 0.0, ops.where(self.stuck > 0, 1.0, g))
+
+    def level(self, p):
+        return self.model.level(p)
+
+    def nearest_state(self, g):
+        return self.model.nearest_state(g)
+
+    def stuck_counts(self) -> tuple[int, int]:
+        """``(stuck at Gmin, stuck at Gmax)``."""
+        if self.stuck is None:
+            return 0, 0
+        return int(np.sum(self.stuck < 0)), int(np.sum(self.stuck > 0))

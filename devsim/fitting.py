@@ -82,7 +82,7 @@ from pathlib import Path
 import numpy as np
 from scipy import linalg, optimize, signal
 
-from devsim import io, nonlinearity
+from devsim import curves, io, nonlinearity
 
 __all__ = [
     "FitError",
@@ -101,7 +101,6 @@ U_BOUND = 50.0
 MIN_POINTS = 3
 """Fewest points (and distinct pulse numbers) a branch needs."""
 
-_SMALL_U = 1e-6
 _COLUMNS = ("pulse", "conductance", "direction")
 _DIRECTIONS = {
     "ltp": 1, "potentiation": 1, "+1": 1, "1": 1, "+1.0": 1, "1.0": 1,
@@ -264,42 +263,32 @@ def _as_arrays(data, source):
 # --------------------------------------------------------------------------- model
 
 
-def _shape(x, u):
-    """``(1 - exp(-u x)) / (1 - exp(-u))``, stable through ``u = 0`` (where it is ``x``)."""
-    x = np.asarray(x, np.float64)
-    u = np.asarray(u, np.float64)
-    small = np.abs(u) < _SMALL_U
-    safe = np.where(small, 1.0, u)
-    exact = np.expm1(-safe * x) / np.expm1(-safe)
-    return np.where(small, x + 0.5 * u * x * (1.0 - x), exact)
-
-
 def _dshape_du(x, u):
     h = 1e-5 * max(1.0, abs(float(u)))
-    return (_shape(x, u + h) - _shape(x, u - h)) / (2.0 * h)
+    return (curves.shape(x, u + h) - curves.shape(x, u - h)) / (2.0 * h)
+
+
+def _a(u):
+    return float(curves.curvature(u))
 
 
 def _model(theta, x, up):
     """Model conductance (same units as ``theta``'s Gmin/Gmax) at branch position ``x = p/N``."""
     g_min, g_max, u_p, u_d = theta
     r = g_max - g_min
-    return np.where(up, g_min + r * _shape(x, u_p), g_max - r * _shape(x, u_d))
+    return np.where(up, g_min + r * curves.shape(x, u_p), g_max - r * curves.shape(x, u_d))
 
 
 def _jacobian(theta, x, up):
     g_min, g_max, u_p, u_d = theta
     r = g_max - g_min
-    f = np.where(up, _shape(x, u_p), _shape(x, u_d))
+    f = np.where(up, curves.shape(x, u_p), curves.shape(x, u_d))
     jac = np.empty((x.size, 4))
     jac[:, 0] = np.where(up, 1.0 - f, f)
     jac[:, 1] = np.where(up, f, 1.0 - f)
     jac[:, 2] = np.where(up, r * _dshape_du(x, u_p), 0.0)
     jac[:, 3] = np.where(up, 0.0, -r * _dshape_du(x, u_d))
     return jac
-
-
-def _a_of_u(u):
-    return math.inf if u == 0 else 1.0 / float(u)
 
 
 # --------------------------------------------------------------------------- result
@@ -538,7 +527,7 @@ def fit_pulse_data(data: dict, source="") -> FitResult:
 
     g_min, g_max = lo + span * theta[0], lo + span * theta[1]
     u_p, u_d = float(theta[2]), float(theta[3])
-    a_p, a_d = _a_of_u(u_p), _a_of_u(u_d)
+    a_p, a_d = _a(u_p), _a(u_d)
     a_err = [math.inf if u == 0 else e / u**2 for u, e in ((u_p, err[2]), (u_d, err[3]))]
     nl_p, nl_d = float(nonlinearity.ltp_label(a_p)), float(nonlinearity.ltd_label(a_d))
     notes = [
@@ -565,7 +554,7 @@ def _label_err(label, u, err):
     if err == 0:
         return 0.0
     h = max(1e-4, 1e-3 * abs(u))
-    d = (float(label(_a_of_u(u + h))) - float(label(_a_of_u(u - h)))) / (2 * h)
+    d = (float(label(_a(u + h))) - float(label(_a(u - h)))) / (2 * h)
     return float(abs(d) * err)
 
 
@@ -704,10 +693,10 @@ def simulate_pulses(g_min, g_max, a_p, a_d, n_p, n_d=None, cycles=1, c2c=0.0, se
     h = 0.0  # normalized conductance
     for c in range(1, cycles + 1):
         for d, a, n in ((1, a_p, n_p), (-1, a_d, n_d)):
-            u = 0.0 if math.isinf(a) else 1.0 / a
-            rate = math.exp(-u / n)  # one pulse: dist' = rate * dist + shape(1/n)
+            u = float(curves.rate(a))
+            rate = float(curves.step_factor(1, u, n))  # one pulse: dist' = rate * dist + shape(1/n)
             start = h if d > 0 else 1.0 - h  # distance climbed from the bound the pulses leave
-            drive = float(_shape(1.0 / n, u)) + c2c * rng.standard_normal(n)
+            drive = float(curves.shape(1.0 / n, u)) + c2c * rng.standard_normal(n)
             walk = signal.lfilter([1.0], [1.0, -rate], drive, zi=[rate * start])[0]
             dist = np.r_[start, walk]
             level = dist if d > 0 else 1.0 - dist

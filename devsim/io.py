@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -40,6 +41,46 @@ def atomic_path(path):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def check_name(option: str, name: str) -> str:
+    """A name that becomes a folder or file name: one plain path component, or ConfigError.
+
+    Every name devsim turns into a path (run, sweep, device and fit names) is
+    checked here, so none can point outside the folder it is written under.
+    """
+    from devsim.errors import ConfigError
+
+    if (not isinstance(name, str) or not name.strip() or name != name.strip() or "/" in name or "\\" in name
+            or name.startswith(".") or "\0" in name or len(name.encode()) > 200):
+        raise ConfigError(f"{option}: must be a plain folder name (no '/', not starting with '.'), got {name!r}")
+    return name
+
+
+def check_writable(folder: Path, option: str = "--out") -> None:
+    """Create ``folder`` if needed and make sure a file can be written in it, or ConfigError naming ``option``."""
+    from devsim.errors import ConfigError
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(folder / ".devsim-write-test"):
+            pass
+        os.unlink(folder / ".devsim-write-test")
+    except OSError as exc:
+        raise ConfigError(f"{option}: cannot write to {folder} ({exc.strerror or exc})") from None
+
+
+def replace_dir(src: Path, dst: Path) -> None:
+    """Move the finished folder ``src`` onto ``dst``, replacing an earlier result there."""
+    src, dst = Path(src), Path(dst)
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+        os.replace(dst, old)
+        os.replace(src, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, dst)
 
 
 def write_text(path, text: str) -> None:

@@ -14,7 +14,7 @@ of shape ``S`` have shape ``S`` (reference) or ``(2, *S)`` (differential).
 
 from __future__ import annotations
 
-from keras import ops
+from devsim.lazy import ops
 
 
 def _check_w_max(w_max):

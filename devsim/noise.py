@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from keras import ops
+from devsim.lazy import ops
 
 _GOLDEN = 0x9E3779B9
 

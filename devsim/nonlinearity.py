@@ -7,8 +7,7 @@ saturating curve is its largest vertical gap to the straight line, in units of
 
     NL(A) = max_x (g_ltp(x) - x) / 0.098995,   A > 0
 
-The maximum has a closed form: ``g_ltp'(x) = 1`` at
-``x* = -A * log(A * (1 - exp(-1/A)))``.
+The maximum has a closed form (`devsim.curves.max_gap`).
 
 Signs follow NeuroSim. An LTP label ``+L`` is ``A_p = +A(L)`` (saturating). An
 LTD label ``-L`` is ordinary saturating depression, ``A_d = +A(L)``; ``+L`` walks
@@ -19,7 +18,8 @@ device (``A = inf``). All functions take scalars or arrays.
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import elementwise
+
+from devsim import curves
 
 NL_UNIT = 0.098995
 """Vertical gap (in normalized conductance) that NeuroSim calls one NL unit."""
@@ -41,11 +41,7 @@ def nl_from_a(a):
         The label, a float or float array in ``[0, NL_MAX)``.
     """
     a = np.abs(np.asarray(a, dtype=np.float64))
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        d = -np.expm1(-1.0 / a)
-        x_star = -a * np.log(a * d)
-        gap = -np.expm1(-x_star / a) / d - x_star
-    label = np.where(np.isinf(a), 0.0, gap / NL_UNIT)
+    label = np.where(np.isinf(a), 0.0, curves.max_gap(a) / NL_UNIT)
     return label[()] if label.ndim == 0 else label
 
 
@@ -69,6 +65,8 @@ def a_from_nl(label):
         raise ValueError(f"NL label must be a number with |NL| < {NL_MAX:.2f}, got {label}")
     tiny = label < 1e-7
     target = np.where(tiny, 1.0, label)
+    from scipy.optimize import elementwise  # scipy loads only when a label is inverted
+
     lo, hi = _LOG_A_BRACKET
     res = elementwise.find_root(
         lambda log_a, t: nl_from_a(np.exp(log_a)) - t,

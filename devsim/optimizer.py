@@ -9,13 +9,10 @@ import numpy as np
 from keras import ops
 from keras.saving import deserialize_keras_object, serialize_keras_object
 
-from devsim import noise
 from devsim.devices import ExpDevice
 from devsim.mapping import ReferenceMapping, mapping_from_config
-from devsim.pulses import PULSE_RULES, RANDOM_RULES
-
-UPDATES = ("batch", "epoch")
-_READ_STREAM = 1 << 20  # noise streams of evaluation reads, apart from the update's 3 per variable
+from devsim.pulses import PULSE_RULES
+from devsim.tiles import UPDATES, DeviceTile, layer_name
 
 
 def _eager_scope():
@@ -29,12 +26,6 @@ def _eager_scope():
 def is_kernel(variable) -> bool:
     """Default `include`: Dense and Conv kernels go on devices, everything else stays float."""
     return variable.name == "kernel"
-
-
-def layer_name(variable) -> str:
-    """The name of the layer that owns `variable`: ``"dense_1"`` for ``"mlp/dense_1/kernel"``."""
-    parts = variable.path.split("/")
-    return parts[-2] if len(parts) > 1 else variable.name
 
 
 class DeviceOptimizer(keras.optimizers.Optimizer):
@@ -58,12 +49,17 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
     # does the last three lines with the drift w - mapping.weights(g).
     ```
 
-    Variables that `include` rejects (biases, normalization) are updated in
-    float by the inner optimizer alone. When the optimizer is built, each
-    device variable's current value is snapped to the nearest device state, so
-    the model starts on reachable conductances (initialize kernels with
-    `devsim.StateInitializer` to start from chosen states). The device states
-    are optimizer variables (one float per device) and are saved with it.
+    The optimizer is Keras plumbing over tiles (`devsim.tiles`): each
+    device-mapped variable gets a tile that owns its devices (with their
+    device-to-device draws), conductances, pulse counters and random streams;
+    ``optimizer.tiles`` lists them. Variables that `include` rejects (biases,
+    normalization) are updated in float by the inner optimizer alone. When the
+    optimizer is built, each device variable's current value is snapped to the
+    nearest device state, so the model starts on reachable conductances
+    (initialize kernels with `devsim.StateInitializer` to start from chosen
+    states). The device states are optimizer variables (one float per device)
+    and are saved with it; the device-to-device draws follow from the seed,
+    which `get_config` records (also when it was drawn at build time).
 
     With ``count_pulses``, pulse counts per layer (requested pulses that moved
     a device, and pulses lost at the bounds) accumulate in int64 counters;
@@ -83,13 +79,18 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
             ``"sign"``). Defaults to ``N``, a full sweep.
         update: ``"batch"`` to program after every step, ``"epoch"`` to
             program when `program()` is called (by `ProgramDevices`).
-        include: ``include(variable) -> bool`` selects the variables on
-            devices. Defaults to every variable named ``kernel``.
+        include: which variables live on devices: a list of layer names, or
+            a function ``include(variable) -> bool`` (saved with the optimizer
+            only when registered with
+            ``keras.saving.register_keras_serializable``). Default: every
+            variable named ``kernel`` (Dense and Conv kernels).
         seed: seed of every random draw (device-to-device variation, stochastic
             rounding, C2C and read noise); None draws one from numpy's global
             generator, which ``keras.utils.set_random_seed`` seeds.
-        jit_compile: compile the device math of each variable with XLA
-            (TensorFlow backend): the same results, several times faster.
+        jit_compile: compile the device update with XLA (TensorFlow backend),
+            several times faster. The eager path computes the same equations
+            but its float32 results may differ in the last bit (XLA fuses and
+            reorders elementwise ops), which a long run can amplify.
         stack_axes: number of leading axes of every device variable that index
             independent copies trained together (`devsim.stacked`): random
             draws are shared across them, so each copy sees exactly the draws
@@ -133,7 +134,11 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         self.pulses = pulses
         self.max_pulses = max_pulses
         self.update = update
-        self.include = include or is_kernel
+        if include is not None and not callable(include):
+            if isinstance(include, str) or not all(isinstance(x, str) for x in include):
+                raise ValueError(f"include must be a list of layer names or a function of a variable, got {include!r}")
+            include = tuple(include)
+        self.include = include
         self.seed = seed
         self.stack_axes = int(stack_axes)
         self.jit_compile = bool(jit_compile)
@@ -151,6 +156,13 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
                 ) from None
         return self.device
 
+    def _includes(self, variable) -> bool:
+        if self.include is None:
+            return is_kernel(variable)
+        if isinstance(self.include, tuple):
+            return is_kernel(variable) and layer_name(variable) in self.include
+        return bool(self.include(variable))
+
     def build(self, var_list):
         if self.built:
             return
@@ -162,30 +174,17 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
     def _build(self, var_list):
         self.inner_optimizer.build(var_list)
         super().build(var_list)
-        base_seed = self.seed if self.seed is not None else int(np.random.randint(2**31))
-        device_vars = [v for v in var_list if self.include(v)]
-        devices, states, applied, lost = [], [], [], []
-        for i, v in enumerate(device_vars):
-            shape = self.mapping.state_shape(v.shape)
-            device = self.device_for(v).sample(shape, seed=[base_seed, i])  # D2D draws, fixed for life
-            _, g0 = device.nearest_state(self.mapping.conductances(ops.cast(v.value, "float32")))
-            g0 = device.stuck_values(g0)
-            states.append(
-                self.add_variable(
-                    shape=shape,
-                    initializer=lambda shape, dtype, g0=g0: ops.cast(g0, dtype),
-                    dtype="float32",
-                    name=f"{layer_name(v)}_conductance",
-                )
+        if self.seed is None:  # drawn once, then fixed (and saved by get_config)
+            self.seed = int(np.random.randint(2**31))
+        self._tiles = [
+            DeviceTile(
+                v, self.device_for(v), self.mapping, self.pulses, self.max_pulses, index=i, seed=self.seed,
+                stack_axes=self.stack_axes, count_pulses=self.count_pulses, read_noise_in_steps=self.update == "batch",
             )
-            v.assign(ops.cast(self.mapping.weights(device.read(g0)), v.dtype))
-            copies = tuple(v.shape[: self.stack_axes])
-            applied.append(self.add_variable(copies, "zeros", "int64", name=f"{layer_name(v)}_pulses"))
-            lost.append(self.add_variable(copies, "zeros", "int64", name=f"{layer_name(v)}_lost"))
-            devices.append(device)
-        self._device_vars, self._states, self._layer_devices = device_vars, states, devices
-        self._applied, self._lost = applied, lost
-        self._base_seed = base_seed  # every random draw: counter-based (`devsim.noise`)
+            for i, v in enumerate(v for v in var_list if self._includes(v))
+        ]
+        for tile in self._tiles:
+            tile.build(self)
         self._program_steps = self.add_variable((), "zeros", "int64", name="program_steps")
         self._reads = self.add_variable((), "zeros", "int64", name="evaluation_reads")
 
@@ -206,9 +205,14 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         return self.inner_optimizer.iterations
 
     @property
+    def tiles(self) -> list:
+        """The tiles (`devsim.tiles`), one per device-mapped variable (after `build`)."""
+        return list(self._tiles)
+
+    @property
     def device_variables(self):
         """The model variables that live on devices (after `build`)."""
-        return list(self._device_vars)
+        return [tile.variable for tile in self._tiles]
 
     def apply(self, grads, trainable_variables=None):
         if not self.built:
@@ -226,7 +230,7 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
     def _step(self, grads, trainable_variables):
         """One batch update: the inner optimizer's float step, then the devices
         (compiled together, the float step fuses with the device math)."""
-        before = [ops.copy(v.value) for v in self._device_vars]
+        before = [ops.copy(tile.variable.value) for tile in self._tiles]
         self.inner_optimizer.apply(grads, trainable_variables)
         self._program_devices(before)
 
@@ -238,27 +242,9 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         device's (noise-free) value. The `ProgramDevices` callback calls this at
         epoch end.
         """
-        self._program(None)
-
-    def _noise_shape(self, variable):
-        return tuple(variable.shape[self.stack_axes:]) if self.stack_axes else None
-
-    def _count(self, x):
-        """Sum over everything but the stacked copies."""
-        axes = tuple(range(self.stack_axes, len(x.shape)))
-        return ops.cast(ops.sum(x, axis=axes), "int64")
-
-    def _noise(self, i, step):
-        """The random draws variable ``i`` needs this update: (rounding u, C2C xi, read xi),
-        None where off; counter-based (`devsim.noise`), so they fuse into the XLA program."""
-        v, g, device = self._device_vars[i], self._states[i], self._layer_devices[i]
-        shape, state_shape = self._noise_shape(v) or tuple(v.shape), self._noise_shape(g) or tuple(g.shape)
-        u = noise.uniform(shape, noise.key(self._base_seed, step, 3 * i)) if self.pulses in RANDOM_RULES else None
-        xi_c2c = noise.normal(state_shape, noise.key(self._base_seed, step, 3 * i + 1)) if device.c2c > 0 else None
-        # batch updates: the next forward pass reads the devices afresh
-        noisy_read = device.read_noise > 0 and self.update == "batch"
-        xi_read = noise.normal(state_shape, noise.key(self._base_seed, step, 3 * i + 2)) if noisy_read else None
-        return u, xi_c2c, xi_read
+        if not hasattr(self, "_program_fn"):
+            self._program_fn = self._compile(self._program_devices)
+        self._program_fn(None)
 
     def _compile(self, fn):
         """``fn`` as one XLA program (TensorFlow backend, ``jit_compile``): its ~40
@@ -269,37 +255,20 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
             return tf.function(fn, jit_compile=True, autograph=False)
         return fn
 
-    def _program(self, before):
-        if not hasattr(self, "_program_fn"):
-            self._program_fn = self._compile(self._program_devices)
-        self._program_fn(before)
-
     def _program_devices(self, before):
-        """Weight change -> pulses -> devices -> weights, for every device variable.
+        """Weight change -> pulses -> devices -> weights, for every tile.
 
         ``before``: the weights before this step (batch updates), or None to
         program the drift from the devices' values (epoch updates).
         """
         step = self._program_steps.value
-        variables = zip(self._device_vars, self._states, self._layer_devices, self._applied, self._lost)
-        for i, (v, g, device, applied, lost) in enumerate(variables):
-            u, xi_c2c, xi_read = self._noise(i, step)
-            g_old = g.value
-            anchor = before[i] if before is not None else ops.cast(self.mapping.weights(device.read(g_old)), v.dtype)
-            dw = ops.cast(v.value - anchor, "float32")
-            max_pulses = device.num_pulses if self.max_pulses is None else self.max_pulses
-            n = self.mapping.route(PULSE_RULES[self.pulses](dw, self.mapping.dw_min(device, dw), max_pulses, u=u))
-            g_new, n_lost = device.apply_pulses(g_old, n, xi=xi_c2c)
-            if self.count_pulses:
-                applied.assign_add(self._count(ops.abs(n) - n_lost))
-                lost.assign_add(self._count(n_lost))
-            g.assign(g_new)
-            v.assign(ops.cast(self.mapping.weights(device.read(g_new, xi=xi_read)), v.dtype))
+        for i, tile in enumerate(self._tiles):
+            tile.update(before[i] if before is not None else None, step)
         self._program_steps.assign_add(1)
 
     @property
     def has_read_noise(self) -> bool:
-        return any(d.read_noise > 0 for d in self._layer_devices)
+        return any(tile.has_read_noise for tile in self._tiles)
 
     def read_devices(self, noisy: bool = True):
         """Set every device-mapped weight to a fresh read of its devices.
@@ -309,20 +278,15 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         every evaluation or prediction batch when read noise is on.
         """
         reads = self._reads.value
-        for i, (v, g, device) in enumerate(zip(self._device_vars, self._states, self._layer_devices)):
-            xi = None
-            if noisy and device.read_noise > 0:  # its own stream: reads between updates differ
-                xi = noise.normal(self._noise_shape(g) or tuple(g.shape), noise.key(self._base_seed, reads, _READ_STREAM + i))
-            v.assign(ops.cast(self.mapping.weights(device.read(g.value, xi=xi)), v.dtype))
+        for tile in self._tiles:
+            tile.read(reads if noisy else None)
         self._reads.assign_add(1)
 
     def stuck_counts(self) -> dict:
         """Stuck devices per layer: ``{"stuck_gmin_<layer>": int, "stuck_gmax_<layer>": int}``."""
         counts = {}
-        for v, device in zip(self._device_vars, self._layer_devices):
-            stuck = np.zeros(1) if device.stuck is None else device.stuck
-            counts[f"stuck_gmin_{layer_name(v)}"] = int(np.sum(stuck < 0))
-            counts[f"stuck_gmax_{layer_name(v)}"] = int(np.sum(stuck > 0))
+        for tile in self._tiles:
+            counts.update(tile.stuck_counts())
         return counts
 
     def pulse_counts(self, reset: bool = False) -> dict:
@@ -336,18 +300,13 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         counts = {}
         if not self.count_pulses:
             return counts
-        for v, applied, lost in zip(self._device_vars, self._applied, self._lost):
-            for key, var in (("applied", applied), ("lost", lost)):
-                value = var.numpy()
-                counts[f"pulses_{key}_{layer_name(v)}"] = int(value) if value.ndim == 0 else value.copy()
-            if reset:
-                applied.assign(ops.zeros_like(applied))
-                lost.assign(ops.zeros_like(lost))
+        for tile in self._tiles:
+            counts.update(tile.pulse_counts(reset))
         return counts
 
     def device_states(self) -> dict:
         """Conductances per layer as numpy arrays ``{layer: g}``."""
-        return {layer_name(v): g.numpy() for v, g in zip(self._device_vars, self._states)}
+        return {tile.layer: tile.state()["g"] for tile in self._tiles}
 
     def get_config(self):
         device = (
@@ -355,6 +314,14 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
             if isinstance(self.device, dict)
             else self.device.get_config()
         )
+        include = self.include
+        if callable(include):
+            include = serialize_keras_object(include)
+            if not isinstance(include, dict) or include.get("registered_name") is None:
+                raise ValueError(
+                    "DeviceOptimizer(include=...) is a plain function, which cannot be saved; pass a list of "
+                    "layer names or register the function with keras.saving.register_keras_serializable"
+                )
         return {
             "name": self.name,
             "optimizer": serialize_keras_object(self.inner_optimizer),
@@ -363,6 +330,7 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
             "pulses": self.pulses,
             "max_pulses": self.max_pulses,
             "update": self.update,
+            "include": list(include) if isinstance(include, tuple) else include,
             "seed": self.seed,
             "jit_compile": self.jit_compile,
             "stack_axes": self.stack_axes,
@@ -382,4 +350,6 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
             else {k: ExpDevice.from_config(d) for k, d in device.items()}
         )
         config["mapping"] = mapping_from_config(config["mapping"])
+        if isinstance(config.get("include"), dict):
+            config["include"] = deserialize_keras_object(config["include"], custom_objects=custom_objects)
         return cls(**config)

@@ -12,7 +12,7 @@ change of one pulse of a linear device (see :mod:`devsim.mapping`)::
 
 from __future__ import annotations
 
-from keras import ops, random
+from devsim.lazy import ops, random
 
 
 def sign_pulses(dw, dw_min, max_pulses, seed=None, noise_shape=None, u=None):

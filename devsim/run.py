@@ -34,217 +34,15 @@ import numpy as np
 
 from devsim import io, plots
 from devsim.callbacks import ProgramDevices
-from devsim.data import DATASETS, load_dataset
-from devsim.devices import ExpDevice
-from devsim.errors import ConfigError
-from devsim.presets import load_device
-from devsim.initializers import INITS, initial_states
-from devsim.mapping import DifferentialMapping, ReferenceMapping
-from devsim.models import DEFAULT_HIDDEN, build_mlp
-from devsim.nonlinearity import NL_MAX, a_d_from_label, a_p_from_label
-from devsim.optimizer import UPDATES, DeviceOptimizer
-from devsim.pulses import PULSE_RULES
+from devsim.config import RunConfig
+from devsim.data import load_dataset
+from devsim.initializers import initial_states
+from devsim.mapping import ReferenceMapping
+from devsim.models import build_mlp
+from devsim.optimizer import DeviceOptimizer
 
-OPTIMIZERS = ("sgd", "adam", "rmsprop", "adagrad", "adamw", "nadam")
-MAPPINGS = ("reference", "differential")
 MODEL_LABELS = {"linear": "linear device", "float": "float (ideal)"}
-DEVICE_FIELDS = (
-    "states", "states_ltd", "on_off", "c2c", "c2c_mode", "d2d", "d2d_range", "stuck_gmin", "stuck_gmax", "read_noise",
-)
-_FIELD_OPTIONS = {"A_p": "--ltp", "A_d": "--ltd", "stuck_gmin + stuck_gmax": "--stuck-gmin"}
-
-
-def _fail(option, message):
-    raise ConfigError(f"{option}: {message}")
-
-
-@dataclasses.dataclass
-class RunConfig:
-    """Every parameter of a run. Field names are the CLI options without ``--``.
-
-    Device fields left at ``None`` come from ``device`` (a preset or JSON
-    file) or, without one, from `ExpDevice`'s defaults (linear, 101 states,
-    no non-idealities); given ones override the preset's.
-
-    Args:
-        device: a preset name (see `devsim.presets.PRESETS`) or a device JSON file.
-        ltp: LTP curvature ``A_p`` (> 0 saturating, < 0 accelerating, inf linear).
-        ltd: LTD curvature ``A_d`` (same conventions, for depression).
-        nl_ltp: NeuroSim LTP label instead of ``ltp`` (e.g. 2.4).
-        nl_ltd: NeuroSim LTD label instead of ``ltd`` (e.g. -4.88).
-        linear: use a linear device (``A_p = A_d = inf``).
-        states: conductance levels per device (``N = states - 1`` pulses).
-        states_ltd: levels of the LTD branch, if different.
-        on_off: Gmax/Gmin.
-        c2c, c2c_mode: cycle-to-cycle sigma (fraction of range) and its scaling.
-        d2d: device-to-device sigma of the NL labels.
-        d2d_range: device-to-device relative sigma of the conductance range.
-        stuck_gmin, stuck_gmax: fractions of devices stuck at Gmin / Gmax.
-        read_noise: relative sigma of the multiplicative read noise.
-        wmax: weight range, ``w = wmax (2g - 1)``.
-        mapping: "reference" (one device and a mid-range reference) or
-            "differential" (a one-sided pair, ``w = wmax (g+ - g-)``).
-        update: "epoch" (one float epoch, then program: the original study)
-            or "batch" (program after every mini-batch).
-        pulses: "sign", "proportional" or "stochastic"; default "sign" for
-            epoch updates, "stochastic" for batch updates.
-        max_pulses: cap on pulses per device per update (default N).
-        count_pulses: log pulses applied and lost per layer and epoch; None:
-            on for epoch updates, off for batch updates (where it costs about
-            a third of the device update).
-        dataset: one of `devsim.data.DATASETS`.
-        data_dir: folder with the dataset files (else ``$DEVSIM_DATA_DIR``, the
-            Keras cache or download).
-        epochs, batch_size, lr, optimizer: training (Keras optimizer name).
-        hidden: hidden layer widths; default (128,) or the tutorial's
-            (256, 128, 64, 32) for cifar10.
-        activation: hidden activation (any Keras activation name).
-        crop: keep the central ``crop x crop`` pixels (20 gives NeuroSim's 400 inputs).
-        bias: give the layers biases (kept in float); the study had none.
-        init: "uniform" random states (the study) or "glorot" quantized.
-        seed: seed of initial states, data order and stochastic rounding.
-        baselines: also train the linear-device and float references.
-        out: results root folder; name: run folder name (default from the
-            parameters).
-        eval_batch_size: batch size of the per-epoch evaluation.
-    """
-
-    device: str | None = None
-    ltp: float | None = None
-    ltd: float | None = None
-    nl_ltp: float | None = None
-    nl_ltd: float | None = None
-    linear: bool = False
-    states: int | None = None
-    states_ltd: int | None = None
-    on_off: float | None = None
-    c2c: float | None = None
-    c2c_mode: str | None = None
-    d2d: float | None = None
-    d2d_range: float | None = None
-    stuck_gmin: float | None = None
-    stuck_gmax: float | None = None
-    read_noise: float | None = None
-    wmax: float = 1.0
-    mapping: str = "reference"
-    update: str = "epoch"
-    pulses: str | None = None
-    max_pulses: int | None = None
-    count_pulses: bool | None = None
-    dataset: str = "mnist"
-    data_dir: str | None = None
-    epochs: int = 20
-    batch_size: int = 32
-    lr: float = 0.01
-    optimizer: str = "sgd"
-    hidden: tuple | None = None
-    activation: str = "relu"
-    crop: int | None = None
-    bias: bool = False
-    init: str = "uniform"
-    seed: int = 0
-    baselines: bool = True
-    out: str = "results"
-    name: str | None = None
-    eval_batch_size: int = 2048
-
-    def __post_init__(self):
-        if self.linear and any(v is not None for v in (self.ltp, self.ltd, self.nl_ltp, self.nl_ltd)):
-            _fail("--linear", "cannot be combined with --ltp/--ltd/--nl-ltp/--nl-ltd")
-        for a, nl in (("ltp", "nl_ltp"), ("ltd", "nl_ltd")):
-            if getattr(self, a) is not None and getattr(self, nl) is not None:
-                _fail(f"--{a}", f"give --{a} or --{nl.replace('_', '-')}, not both")
-            value = getattr(self, a)
-            if value is not None and (math.isnan(value) or value == 0):
-                _fail(f"--{a}", f"A must be a non-zero number (> 0 saturating, < 0 accelerating, inf linear), got {value}")
-            label = getattr(self, nl)
-            if label is not None and not abs(label) < NL_MAX:
-                _fail(f"--{nl.replace('_', '-')}", f"NL label must be a number with |NL| < {NL_MAX:.2f}, got {label}")
-        for option in ("states", "states_ltd"):
-            if getattr(self, option) is not None:
-                _check_int(f"--{option.replace('_', '-')}", getattr(self, option), 2)
-        _check_int("--epochs", self.epochs, 1)
-        _check_int("--batch-size", self.batch_size, 1)
-        _check_int("--eval-batch-size", self.eval_batch_size, 1)
-        if self.max_pulses is not None:
-            _check_int("--max-pulses", self.max_pulses, 1)
-        if not self.wmax > 0 or math.isinf(self.wmax):
-            _fail("--wmax", f"must be a finite number > 0, got {self.wmax}")
-        if not self.lr > 0 or math.isinf(self.lr):
-            _fail("--lr", f"must be a finite number > 0, got {self.lr}")
-        _check_choice("--dataset", self.dataset, DATASETS)
-        _check_choice("--update", self.update, UPDATES)
-        _check_choice("--optimizer", self.optimizer, OPTIMIZERS)
-        _check_choice("--mapping", self.mapping, MAPPINGS)
-        _check_choice("--init", self.init, INITS)
-        if self.pulses is None:
-            self.pulses = "sign" if self.update == "epoch" else "stochastic"
-        _check_choice("--pulses", self.pulses, tuple(PULSE_RULES))
-        if self.hidden is None:
-            self.hidden = DEFAULT_HIDDEN.get(self.dataset, (128,))
-        self.hidden = tuple(int(h) for h in self.hidden)
-        if not self.hidden or min(self.hidden) < 1:
-            _fail("--hidden", f"must be one or more positive widths such as 128 or 256,128, got {self.hidden}")
-        try:
-            keras.activations.get(self.activation)
-        except ValueError:
-            _fail("--activation", f"unknown Keras activation {self.activation!r} (e.g. relu, tanh, sigmoid)")
-        if self.crop is not None:
-            _check_int("--crop", self.crop, 1)
-            side = 32 if self.dataset == "cifar10" else 28
-            if self.crop > side:
-                _fail("--crop", f"must be at most the image side {side}, got {self.crop}")
-        if self.name is not None and (not self.name or "/" in self.name or self.name.startswith(".")):
-            _fail("--name", f"must be a plain folder name, got {self.name!r}")
-        self.make_device()  # validates the device fields (and reads a device file) now
-
-    def make_device(self) -> ExpDevice:
-        """The requested device: the preset or file, with the given fields overriding it."""
-        base = load_device(self.device) if self.device else ExpDevice()
-        fields = {f: getattr(self, f) for f in DEVICE_FIELDS if getattr(self, f) is not None}
-        if self.linear:
-            fields.update(a_p=math.inf, a_d=math.inf)
-        if self.ltp is not None or self.nl_ltp is not None:
-            fields["a_p"] = self.ltp if self.ltp is not None else float(a_p_from_label(self.nl_ltp))
-        if self.ltd is not None or self.nl_ltd is not None:
-            fields["a_d"] = self.ltd if self.ltd is not None else float(a_d_from_label(self.nl_ltd))
-        if "states" in fields and self.states_ltd is None and base.states_ltd == base.states:
-            fields["states_ltd"] = fields["states"]  # a single --states sets both branches
-        try:
-            return dataclasses.replace(base, **fields)
-        except ValueError as exc:
-            field = str(exc).split()[0]
-            _fail(_FIELD_OPTIONS.get(field, f"--{field.replace('_', '-')}"), str(exc))
-
-    def weight_mapping(self):
-        return ReferenceMapping(self.wmax) if self.mapping == "reference" else DifferentialMapping(self.wmax)
-
-    def device_slug(self) -> str:
-        """``ltp0.8_ltd0.8``, ``linear`` or the preset/file name: the device part of default names."""
-        d = self.make_device()
-        if d.name and self.ltp is None and self.ltd is None and self.nl_ltp is None and self.nl_ltd is None:
-            return d.name
-        return "linear" if math.isinf(d.a_p) and math.isinf(d.a_d) else f"ltp{d.a_p:.4g}_ltd{d.a_d:.4g}"
-
-    def run_name(self) -> str:
-        """``--name``, or ``<dataset>_<device>_<update>-<pulses>_s<seed>``."""
-        return self.name or f"{self.dataset}_{self.device_slug()}_{self.update}-{self.pulses}_s{self.seed}"
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["hidden"] = list(self.hidden)
-        return d
-
-
-def _check_int(option, value, minimum):
-    if isinstance(value, bool) or int(value) != value or value < minimum:
-        _fail(option, f"must be an integer >= {minimum}, got {value}")
-
-
-def _check_choice(option, value, allowed):
-    if value not in allowed:
-        _fail(option, f"unknown value {value!r}; choose from {', '.join(allowed)}")
-
+__all__ = ["RunConfig", "run", "RunFolder", "EpochRecorder", "versions", "linear_twin", "initial_pulse_states"]
 
 def versions() -> dict:
     import keras
@@ -264,16 +62,6 @@ def versions() -> dict:
         "matplotlib": matplotlib.__version__,
         "platform": platform.platform(),
     }
-
-
-def _check_writable(out: Path):
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with io.atomic_path(out / ".devsim-write-test"):
-            pass
-        os.unlink(out / ".devsim-write-test")
-    except OSError as exc:
-        _fail("--out", f"cannot write to {out} ({exc.strerror or exc})")
 
 
 class EpochRecorder(keras.callbacks.Callback):
@@ -428,7 +216,7 @@ class RunFolder:
             finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         )
         io.write_json(self.partial / "config.json", self.record)
-        _replace_dir(self.partial, self.final)
+        io.replace_dir(self.partial, self.final)
         return self.final
 
 
@@ -455,10 +243,10 @@ def run(config: RunConfig, echo=print, warn=None) -> Path:
     warn = warn or (lambda m: print(m, file=sys.stderr))
     device = config.make_device()
     data = load_dataset(config.dataset, config.data_dir, warn=warn)
-    _check_writable(Path(config.out))
+    io.check_writable(Path(config.out), "--out")
     models = {"device": device}
     if config.baselines:
-        if not _is_linear(device):
+        if not device.is_linear:
             models["linear"] = linear_twin(device)
         models["float"] = None
     folder = RunFolder(config, device, data, models, echo, warn)
@@ -469,10 +257,6 @@ def run(config: RunConfig, echo=print, warn=None) -> Path:
         status, arrays = _train_model(name, dev, dev or linear_twin(device), config, data, states_p, folder.add_row)
         folder.save_states(name, status, arrays)
     return folder.finish()
-
-
-def _is_linear(device) -> bool:
-    return bool(np.all(np.isinf(device.a_p)) and np.all(np.isinf(device.a_d)))
 
 
 def linear_twin(device):
@@ -490,7 +274,7 @@ def plot_device_response(device, stem):
     """conductance.png/pdf: the device's LTP/LTD cycle, and the linear device dashed."""
     pulse, g = device.response()
     curves = [{"label": legend_label(device), "pulse": pulse, "g": g}]
-    if not _is_linear(device):
+    if not device.is_linear:
         p_lin, g_lin = linear_twin(device).response()
         curves.append({"label": "linear device", "pulse": p_lin, "g": g_lin, "style": "dashed"})
     return plots.plot_conductance(curves, stem)
@@ -514,14 +298,3 @@ def _final(rows, model):
         "best_test_accuracy": max(r["test_accuracy"] for r in mine),
         "mean_epoch_seconds": float(np.mean([r["seconds"] for r in mine])),
     }
-
-
-def _replace_dir(src: Path, dst: Path):
-    """Move the finished `src` folder onto `dst`, replacing an earlier result."""
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
-        os.replace(dst, old)
-        os.replace(src, dst)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(src, dst)

@@ -33,52 +33,32 @@ import tomllib
 import traceback
 from pathlib import Path
 
-from devsim import io
+from devsim import io, options
 from devsim.errors import ConfigError
 
 FINISHED = ("complete", "diverged")
 SUMMARY_METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds")
 
 
-def _fields():
-    from devsim.run import RunConfig
-
-    return {f.name: f for f in dataclasses.fields(RunConfig)}
-
-
 def sweepable() -> dict:
-    """RunConfig fields a sweep may vary, with their value type."""
-    types = {}
-    for name, field in _fields().items():
-        if name in ("out", "name"):
-            continue
-        t = str(field.type)
-        types[name] = (
-            bool if "bool" in t else int if t.startswith("int") else float if t.startswith("float") else tuple if "tuple" in t else str
-        )
-    return types
+    """Run options a sweep may vary: ``{name: value type}`` (from the option table)."""
+    from devsim.config import OPTION_FIELDS
+
+    return {name: options.value_type(f) for name, f in OPTION_FIELDS.items() if options.spec_of(f).group != "output"}
 
 
 def parse_value(field: str, text, option=None):
     """One value of `field` from CLI/TOML text (``"inf"`` for floats, ``128,64`` for hidden)."""
-    kind = sweepable().get(field)
-    option = option or f"--{field.replace('_', '-')}"
-    if kind is None:
+    from devsim.config import OPTION_FIELDS
+
+    option = option or options.flag(field)
+    spec = OPTION_FIELDS[field].metadata.get(options.SPEC) if field in OPTION_FIELDS else None
+    if spec is None or spec.group == "output":
         raise ConfigError(f"{option}: not a run option that can be swept")
-    if not isinstance(text, str):
-        return tuple(int(x) for x in text) if kind is tuple and isinstance(text, list) else text
     try:
-        if kind is float:
-            return float(text)
-        if kind is int:
-            return int(text)
-        if kind is bool:
-            return {"true": True, "false": False, "1": True, "0": False}[text.lower()]
-        if kind is tuple:
-            return tuple(int(x) for x in text.replace("x", ",").split(","))
-    except (ValueError, KeyError):
-        raise ConfigError(f"{option}: {text!r} is not a valid {kind.__name__}") from None
-    return text
+        return options.parse(OPTION_FIELDS[field], text, option)
+    except options.FieldError as exc:
+        raise ConfigError(f"{option}: {exc.reason}") from None
 
 
 def parse_list(field: str, text: str, option=None) -> list:
@@ -116,9 +96,18 @@ class Sweep:
     def __post_init__(self):
         if not self.parameters:
             raise ConfigError("sweep: give at least one option with a list of values (e.g. --ltp 0.1,0.5,inf or --seeds 0,1,2)")
+        from devsim.config import option_spec
+
         for key, values in self.parameters.items():
             if not values:
-                raise ConfigError(f"--{key.replace('_', '-')}: the list of values is empty")
+                raise ConfigError(f"{options.flag(key)}: the list of values is empty")
+            spec = option_spec(key)
+            seen = [_canonical(v) for v in values]
+            twice = next((v for i, v in enumerate(seen) if v in seen[:i]), None)
+            if twice is not None:
+                raise ConfigError(f"{options.flag(key)}: the value {twice} is listed twice")
+            if spec is not None and not spec.sweep and len(values) > 1:
+                raise ConfigError(f"{options.flag(key)}: takes one value for the whole sweep, got {len(values)}")
         for field, source in self.ties.items():
             if source not in self.parameters:
                 raise ConfigError(f"--tie: {field}={source}: {source} is not swept")
@@ -129,8 +118,7 @@ class Sweep:
         both = set(self.parameters) & set(self.fixed)
         if both:
             raise ConfigError(f"--{sorted(both)[0].replace('_', '-')}: given both as swept and fixed")
-        if not self.name or "/" in self.name or self.name.startswith("."):
-            raise ConfigError(f"--name: must be a plain folder name, got {self.name!r}")
+        io.check_name("--name", self.name)
 
     @classmethod
     def from_file(cls, path, overrides=None) -> "Sweep":
@@ -176,6 +164,10 @@ class Sweep:
             swept.update({field: swept[source] for field, source in self.ties.items()})
             config = RunConfig(**self.fixed, **swept)
             h = run_hash(config)
+            same = next((other for other_hash, other, _ in runs if other_hash == h), None)
+            if same is not None:
+                show = lambda d: ", ".join(f"{k}={_canonical(v)}" for k, v in d.items())  # noqa: E731
+                raise ConfigError(f"sweep: {show(swept)} and {show(same)} are the same run; list each configuration once")
             runs.append((h, swept, config))
         return runs
 
@@ -232,9 +224,7 @@ def execute(config_dict: dict) -> dict:
             "devsim_run": {k: _canonical(v) for k, v in config.to_dict().items()},
             "status": "failed", "error": error, "traceback": traceback.format_exc(),
         })
-        from devsim.run import _replace_dir
-
-        _replace_dir(partial, folder)
+        io.replace_dir(partial, folder)
         result.update(status="failed", error=error)
     result["seconds"] = time.perf_counter() - start
     return result
@@ -291,8 +281,6 @@ def run_sweep(
     Returns:
         The sweep folder.
     """
-    from devsim.run import _check_writable
-
     from devsim.data import load_dataset
 
     runs = sweep.runs()
@@ -301,7 +289,7 @@ def run_sweep(
     for dataset, data_dir in sorted({(c.dataset, c.data_dir or "") for _, _, c in runs}):
         load_dataset(dataset, data_dir or None, warn=warn or echo)  # fails (or warns) once, before anything runs
     sweep_dir = Path(out) / sweep.name
-    _check_writable(sweep_dir)
+    io.check_writable(sweep_dir, "--out")
     io.write_json(sweep_dir / "sweep.json", sweep.to_dict(runs))
     todo = [(h, swept, c) for h, swept, c in runs if run_status(sweep_dir / h) not in FINISHED]
     echo(f"sweep {sweep.name}: {len(runs)} runs, {len(runs) - len(todo)} already finished, {len(todo)} to run -> {sweep_dir}/")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from devsim import fitting, nonlinearity
+from devsim import curves, fitting, nonlinearity
 from devsim.fitting import FitError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,9 +129,9 @@ def test_linear_device_fits_as_linear():
 def test_shape_is_smooth_through_linear():
     x = np.linspace(0, 1, 11)
     for u in (-2e-6, -1e-6, -5e-7, 0.0, 5e-7, 1e-6, 2e-6):
-        assert np.allclose(fitting._shape(x, u), x + 0.5 * u * x * (1 - x), atol=1e-11)
-    assert np.allclose(fitting._shape(x, 2.5), (1 - np.exp(-x / 0.4)) / (1 - np.exp(-1 / 0.4)))
-    assert np.all(np.isfinite(fitting._shape(x, -50.0))) and np.all(np.isfinite(fitting._shape(x, 50.0)))
+        assert np.allclose(curves.shape(x, u), x + 0.5 * u * x * (1 - x), atol=1e-11)
+    assert np.allclose(curves.shape(x, 2.5), (1 - np.exp(-x / 0.4)) / (1 - np.exp(-1 / 0.4)))
+    assert np.all(np.isfinite(curves.shape(x, -50.0))) and np.all(np.isfinite(curves.shape(x, 50.0)))
 
 
 def test_simulate_pulses_matches_the_device_model():

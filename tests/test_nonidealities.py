@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from keras import ops, random
 
-from devsim import DeviceOptimizer, ExpDevice, LinearDevice, ProgramDevices
+from devsim import DeviceOptimizer, DevicePopulation, ExpDevice, LinearDevice, ProgramDevices
 from devsim.nonlinearity import ltp_label
 
 
@@ -24,7 +24,7 @@ def test_sigma_zero_is_identity():
     base = ExpDevice(0.4, 0.7, 65)
     zero = ExpDevice(0.4, 0.7, 65, c2c=0.0, d2d=0.0, d2d_range=0.0, stuck_gmin=0.0, stuck_gmax=0.0, read_noise=0.0, on_off=20.0)
     np.testing.assert_array_equal(npy(zero.pulse(G, N_SIGNED, seed=1)), npy(base.pulse(G, N_SIGNED)))
-    assert zero.sample(G.shape, seed=0) is zero
+    assert zero.sample(G.shape, seed=0).model is zero  # nothing to draw: the device itself
     np.testing.assert_array_equal(npy(zero.read(G, seed=random.SeedGenerator(0))), G)
 
 
@@ -57,10 +57,10 @@ def test_d2d_draws_have_sigma_and_are_reproducible():
     a = dev.sample((300, 100), seed=7)
     b = dev.sample((300, 100), seed=7)
     c = dev.sample((300, 100), seed=8)
-    np.testing.assert_array_equal(a.a_p, b.a_p)
+    np.testing.assert_array_equal(a.model.a_p, b.model.a_p)
     np.testing.assert_array_equal(a.range_scale, b.range_scale)
-    assert not np.array_equal(a.a_p, c.a_p)
-    labels = ltp_label(a.a_p)
+    assert not np.array_equal(a.model.a_p, c.model.a_p)
+    labels = ltp_label(a.model.a_p)
     assert labels.std() == pytest.approx(0.4, rel=0.03)
     assert labels.mean() == pytest.approx(ltp_label(0.5), abs=0.01)
     assert a.range_scale.std() == pytest.approx(0.1, rel=0.05)
@@ -76,24 +76,24 @@ def test_d2d_fixed_across_epochs_in_training():
     x = np.random.default_rng(0).normal(size=(256, 4)).astype("float32")
     y = (x[:, 0] > 0).astype("int64")
     model.fit(x, y, epochs=1, verbose=0, callbacks=[ProgramDevices()])
-    a_before = [d.a_p.copy() for d in opt._layer_devices]
+    a_before = [t.population.model.a_p.copy() for t in opt.tiles]
     g_before = opt.device_states()
     hist = model.fit(x, y, epochs=3, verbose=0, callbacks=[ProgramDevices()])
-    for d, a in zip(opt._layer_devices, a_before):
-        np.testing.assert_array_equal(d.a_p, a)
+    for t, a in zip(opt.tiles, a_before):
+        np.testing.assert_array_equal(t.population.model.a_p, a)
     # same seed, same draws in a new optimizer
     opt2 = DeviceOptimizer(keras.optimizers.SGD(0.2), dev, seed=5)
     opt2.build(model.trainable_variables)
-    for d, a in zip(opt2._layer_devices, a_before):
-        np.testing.assert_array_equal(d.a_p, a)
+    for t, a in zip(opt2.tiles, a_before):
+        np.testing.assert_array_equal(t.population.model.a_p, a)
     # stuck devices never moved, and sit at their bound
     g_after = opt.device_states()
-    for d, (layer, g) in zip(opt._layer_devices, g_after.items()):
+    for d, (layer, g) in zip((t.population for t in opt.tiles), g_after.items()):
         assert np.all(g[d.stuck < 0] == 0) and np.all(g[d.stuck > 0] == 1)
         np.testing.assert_array_equal(g[d.stuck != 0], g_before[layer][d.stuck != 0])
         assert 0.05 < np.mean(d.stuck != 0) < 0.2
     counts = opt.stuck_counts()
-    assert counts["stuck_gmin_dense"] + counts["stuck_gmax_dense"] == int(np.sum(opt._layer_devices[0].stuck != 0))
+    assert counts["stuck_gmin_dense"] + counts["stuck_gmax_dense"] == int(np.sum(opt.tiles[0].population.stuck != 0))
     assert sum(hist.history["pulses_lost_dense"]) > 0  # pulses to stuck devices are lost
 
 
@@ -138,10 +138,10 @@ def test_read_noise_never_changes_stored_state():
 
 def test_on_off_ratio_with_range_variation():
     g = np.float32([0.0, 0.5, 1.0])
-    dev = dataclasses.replace(ExpDevice(on_off=5.0), range_scale=np.float32(1.1))
+    dev = DevicePopulation(ExpDevice(on_off=5.0), range_scale=np.float32(1.1))
     # G/Gmax = 1.1 (0.2 + 0.8 g); read back against nominal Gmin = 0.2: (G - 0.2)/0.8
     np.testing.assert_allclose(npy(dev.read(g)), (1.1 * (0.2 + 0.8 * g) - 0.2) / 0.8, atol=1e-6)
-    ideal = dataclasses.replace(ExpDevice(), range_scale=np.float32(1.1))
+    ideal = DevicePopulation(ExpDevice(), range_scale=np.float32(1.1))
     np.testing.assert_allclose(npy(ideal.read(g)), 1.1 * g, atol=1e-6)  # Gmin = 0: only a gain
     np.testing.assert_array_equal(npy(ExpDevice(on_off=5.0).read(g)), g)
 

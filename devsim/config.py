@@ -1,0 +1,264 @@
+"""The parameters of a run, declared once: `RunConfig` and its device part, `DeviceOptions`.
+
+Every field is an option of ``devsim run`` (and, with a list of values, of
+``devsim sweep``): its type, default, unit, help and allowed values are in its
+declaration (`devsim.options`), and the command line, the sweep parser, the
+figure labels and the README's option table derive from it. The device
+options are `devsim.devices.ExpDevice`'s fields, taken over as optional
+overrides: left at None they come from ``--device`` (a preset or JSON file)
+or from `ExpDevice`'s defaults.
+
+Nothing here imports Keras, so ``devsim --help`` and ``devsim device`` answer
+without starting TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+
+from devsim import io
+from devsim.data import DATASETS, INPUT_SHAPES
+from devsim.devices import ExpDevice
+from devsim.errors import ConfigError
+from devsim.mapping import MAPPINGS
+from devsim.nonlinearity import NL_MAX, a_d_from_label, a_p_from_label
+from devsim.options import SPEC, FieldError, check, document, flag, option, parameters, spec_of
+from devsim.presets import load_device
+from devsim.pulses import PULSE_RULES
+from devsim.tiles import UPDATES
+
+OPTIMIZERS = ("sgd", "adam", "rmsprop", "adagrad", "adamw", "nadam")
+INITS = ("uniform", "glorot")
+DEFAULT_HIDDEN = {"cifar10": (256, 128, 64, 32)}
+"""Hidden layers per dataset when none are given; others use the study's (128,)."""
+
+DEVICE, TRAINING, OUTPUT = "device", "training", "output"
+_BYTES_PER_WEIGHT = 40  # kernel, conductance, gradient, optimizer slots and the step's temporaries (float32)
+
+
+def _fail(option_name, message):
+    raise ConfigError(f"{option_name}: {message}")
+
+
+def _label_problem(value):
+    if not abs(value) < NL_MAX:
+        return f"NL label must be a number with |NL| < {NL_MAX:.2f}, got {value}"
+    return None
+
+
+# The device options: `ExpDevice`'s fields as overrides (default None), with the
+# preset/file that they override and the NeuroSim-label alternatives to ltp/ltd.
+_DEVICE_FIELD = {(spec_of(f).option or name): name for name, f in parameters(ExpDevice).items()}
+"""Option name -> `ExpDevice` field name (``"ltp"`` -> ``"a_p"``)."""
+
+
+def _device_option_fields():
+    derived = []
+    for name, f in parameters(ExpDevice).items():
+        annotation = f.type if "None" in str(f.type) else f"{f.type} | None"
+        derived.append((spec_of(f).option or name, annotation, dataclasses.field(default=None, metadata=f.metadata)))
+    labels = [
+        ("nl_ltp", "float | None", option(
+            None, "NeuroSim LTP nonlinearity label instead of --ltp (e.g. 2.4 for Ag:a-Si).", unit="NL label",
+            label="LTP nonlinearity (NL label)", symbol=r"NL$_\mathrm{LTP}$", validate=_label_problem, group=DEVICE)),
+        ("nl_ltd", "float | None", option(
+            None, "NeuroSim LTD nonlinearity label instead of --ltd (e.g. -4.88 for Ag:a-Si).", unit="NL label",
+            label="LTD nonlinearity (NL label)", symbol=r"NL$_\mathrm{LTD}$", validate=_label_problem, group=DEVICE)),
+        ("linear", "bool", option(False, "A linear device (A_p = A_d = inf).", cli="flag", sweep=False, group=DEVICE)),
+    ]
+    after = [n for n, _, _ in derived].index("ltd") + 1
+    preset = ("device", "str | None", option(
+        None, "A preset (see `devsim devices`) or a device JSON file; the device options given override its fields.",
+        label="Device", symbol="device", group=DEVICE))
+    return [preset, *derived[:after], *labels, *derived[after:]]
+
+
+@dataclasses.dataclass
+class _DeviceMethods:
+    def __post_init__(self):
+        self._check_fields()
+        self.make_device()
+
+    def make_device(self) -> ExpDevice:
+        """The requested device: the preset or file, with the given fields overriding it.
+
+        Raises:
+            ConfigError: naming the option (``--states: ...``).
+        """
+        base = load_device(self.device) if self.device else ExpDevice()
+        fields = {_DEVICE_FIELD[o]: getattr(self, o) for o in _DEVICE_FIELD if getattr(self, o) is not None}
+        if self.linear:
+            fields.update(a_p=math.inf, a_d=math.inf)
+        if self.nl_ltp is not None:
+            fields["a_p"] = float(a_p_from_label(self.nl_ltp))
+        if self.nl_ltd is not None:
+            fields["a_d"] = float(a_d_from_label(self.nl_ltd))
+        if "states" in fields and self.states_ltd is None and base.states_ltd == base.states:
+            fields["states_ltd"] = fields["states"]  # a single --states sets both branches
+        try:
+            return dataclasses.replace(base, **fields)
+        except FieldError as exc:
+            option_name = {v: k for k, v in _DEVICE_FIELD.items()}.get(exc.field, exc.field)
+            _fail(flag(option_name), exc.reason)
+
+    def device_slug(self) -> str:
+        """``ltp0.8_ltd0.8``, ``linear`` or the preset/file name: the device part of default names."""
+        d = self.make_device()
+        if d.name and self.ltp is None and self.ltd is None and self.nl_ltp is None and self.nl_ltd is None:
+            return d.name
+        return "linear" if math.isinf(d.a_p) and math.isinf(d.a_d) else f"ltp{d.a_p:.4g}_ltd{d.a_d:.4g}"
+
+    def _check_fields(self):
+        """Every field against its declaration, then the rules between fields; errors name the flag."""
+        for name, field in parameters(self).items():
+            try:
+                setattr(self, name, check(name, field, getattr(self, name)))
+            except FieldError as exc:
+                _fail(flag(name), exc.reason)
+        if self.linear and any(v is not None for v in (self.ltp, self.ltd, self.nl_ltp, self.nl_ltd)):
+            _fail("--linear", "cannot be combined with --ltp/--ltd/--nl-ltp/--nl-ltd")
+        for a, nl in (("ltp", "nl_ltp"), ("ltd", "nl_ltd")):
+            if getattr(self, a) is not None and getattr(self, nl) is not None:
+                _fail(flag(a), f"give {flag(a)} or {flag(nl)}, not both")
+
+
+DeviceOptions = dataclasses.make_dataclass("DeviceOptions", _device_option_fields(), bases=(_DeviceMethods,))
+DeviceOptions.__doc__ = """The device options of a run (`ExpDevice`'s fields as overrides of ``device``).
+
+    ``DeviceOptions(device="ag-si", c2c=0).make_device()`` is the Ag:a-Si preset
+    without cycle-to-cycle noise. Validated on creation (`ConfigError` naming the
+    option); `devsim device` uses it alone, `RunConfig` extends it.
+    """
+DeviceOptions.__module__ = __name__
+document(DeviceOptions)
+
+
+@dataclasses.dataclass
+class RunConfig(DeviceOptions):
+    """Every parameter of a run (validated on creation). Field names are the options without ``--``.
+
+    The device fields (`DeviceOptions`) left at None come from ``device`` or
+    from `ExpDevice`'s defaults (linear, 101 states, no non-idealities). The
+    others are declared below, each with its help, unit and allowed values;
+    ``python -m devsim.options`` prints them as a table.
+    """
+
+    wmax: float = option(
+        1.0, "Weight range: w = wmax (2g - 1) against a mid-range reference, or wmax (g+ - g-) for a pair.",
+        unit="weight units", label=r"Weight range $w_\mathrm{max}$", symbol=r"$w_\mathrm{max}$",
+        minimum=0.0, exclusive_minimum=True, finite=True)
+    mapping: str = option(
+        "reference", "reference: one device per weight against a mid-range reference; differential: a one-sided "
+        "pair (LTP on g+ to increase the weight, on g- to decrease it).", choices=tuple(MAPPINGS),
+        label="Weight mapping", symbol="mapping")
+    update: str = option(
+        "epoch", "epoch: one float epoch, then every weight is programmed (the original study); batch: the devices "
+        "are programmed after every mini-batch.", choices=UPDATES, label="Update", symbol="update")
+    pulses: str | None = option(
+        None, "Weight change -> pulses: sign (one pulse per weight that moved), proportional (round(|dw|/dw_min), "
+        "NeuroSim) or stochastic (unbiased rounding). Default: sign for epoch updates, stochastic for batch updates.",
+        choices=tuple(PULSE_RULES), label="Pulse rule", symbol="pulses")
+    max_pulses: int | None = option(
+        None, "Most pulses one update may send to a device (default: N, a full sweep).", unit="pulses",
+        label="Max. pulses per update", symbol="max. pulses", minimum=1, maximum=1_000_000)
+    count_pulses: bool | None = option(
+        None, "Log pulses applied and lost per layer and epoch. Default: on for epoch updates; off for batch updates, "
+        "where it costs about a third of the device update.", cli="switch", sweep=False)
+    dataset: str = option(
+        "mnist", "Training data (mnist falls back to the 5000-digit mnist-5k subset, loudly, without network).",
+        choices=DATASETS, label="Dataset", symbol="dataset")
+    data_dir: str | None = option(
+        None, "Folder with the dataset files (else $DEVSIM_DATA_DIR, the Keras cache, or a download).", sweep=False)
+    epochs: int = option(20, "Training epochs.", label="Epochs", symbol="epochs", minimum=1, maximum=1_000_000)
+    batch_size: int = option(
+        32, "Mini-batch size.", unit="images", label="Batch size", symbol="batch", minimum=1, maximum=2**31 - 1)
+    lr: float = option(
+        0.01, "Learning rate of the inner optimizer.", label="Learning rate", symbol="lr",
+        minimum=0.0, exclusive_minimum=True, finite=True)
+    optimizer: str = option(
+        "sgd", "The Keras optimizer that proposes the float update.", choices=OPTIMIZERS, label="Optimizer",
+        symbol="optimizer")
+    hidden: tuple | None = option(
+        None, "Hidden layer widths, e.g. 128 or 256,128 (default 128; cifar10 256,128,64,32).", cli="widths",
+        label="Hidden layer widths", symbol="hidden", maximum=1_000_000)
+    activation: str = option(
+        "relu", "Hidden-layer activation (any Keras activation name).", label="Activation", symbol="activation")
+    crop: int | None = option(
+        None, "Keep the central CROP x CROP pixels (20: NeuroSim's 400 inputs).", unit="pixels",
+        label="Input crop (pixels)", symbol="crop", minimum=1, maximum=32)
+    bias: bool = option(False, "Give the layers (float) biases; the original study had none.", cli="switch")
+    init: str = option(
+        "uniform", "Initial states: uniform random over all levels (the original study), or glorot-uniform weights "
+        "snapped to the nearest state.", choices=INITS, label="Initial states", symbol="init")
+    seed: int = option(
+        0, "Seed of the initial states, the data order and every random draw.", label="Seed", symbol="seed",
+        minimum=0, maximum=2**32 - 1)
+    baselines: bool = option(True, "Also train the linear-device and float references.", cli="switch")
+    eval_batch_size: int = option(
+        2048, "Batch size of the per-epoch evaluation.", unit="images", minimum=1, maximum=2**31 - 1, sweep=False)
+    out: str = option("results", "Results root folder.", sweep=False, group=OUTPUT)
+    name: str | None = option(None, "Run folder name (default: built from the parameters).", sweep=False, group=OUTPUT)
+
+    def __post_init__(self):
+        self._check_fields()
+        if self.pulses is None:
+            self.pulses = "sign" if self.update == "epoch" else "stochastic"
+        if self.hidden is None:
+            self.hidden = DEFAULT_HIDDEN.get(self.dataset, (128,))
+        side = INPUT_SHAPES[self.dataset][0]
+        if self.crop is not None and self.crop > side:
+            _fail("--crop", f"must be at most the image side {side}, got {self.crop}")
+        self._check_size()
+        if self.activation is not None:
+            import keras  # the backend loads here, for `devsim run` and `devsim sweep` only
+
+            try:
+                keras.activations.get(self.activation)
+            except ValueError:
+                _fail("--activation", f"unknown Keras activation {self.activation!r} (e.g. relu, tanh, sigmoid)")
+        if self.name is not None:
+            io.check_name("--name", self.name)
+        self.make_device()  # validates the device fields (and reads a device file) now
+
+    def _check_size(self):
+        """Refuse a network that cannot fit in memory, before anything is allocated."""
+        shape = INPUT_SHAPES[self.dataset]
+        inputs = self.crop * self.crop * (shape[2] if len(shape) > 2 else 1) if self.crop else math.prod(shape)
+        sizes = [inputs, *self.hidden, 10]
+        weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+        need = weights * _BYTES_PER_WEIGHT
+        try:
+            have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return
+        if need > have:
+            _fail("--hidden", f"the network has {weights:,} weights, which needs about {need / 2**30:,.0f} GB of "
+                  f"memory; this machine has {have / 2**30:,.0f} GB")
+
+    def weight_mapping(self):
+        from devsim.mapping import DifferentialMapping, ReferenceMapping
+
+        return ReferenceMapping(self.wmax) if self.mapping == "reference" else DifferentialMapping(self.wmax)
+
+    def run_name(self) -> str:
+        """``--name``, or ``<dataset>_<device>_<update>-<pulses>_s<seed>``."""
+        return self.name or f"{self.dataset}_{self.device_slug()}_{self.update}-{self.pulses}_s{self.seed}"
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+
+document(RunConfig)
+
+OPTION_FIELDS = {name: f for name, f in parameters(RunConfig).items()}
+"""Every run option (name -> dataclass field with its `devsim.options.Spec`), in declaration order."""
+
+
+def option_spec(name: str):
+    """The `devsim.options.Spec` of a run option (None for names that are not options, e.g. ``model``)."""
+    field = OPTION_FIELDS.get(name)
+    return field.metadata.get(SPEC) if field is not None else None

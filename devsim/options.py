@@ -1,0 +1,326 @@
+"""The option table: every parameter's name, type, default, unit, help and allowed values, declared once.
+
+A parameter is a dataclass field whose metadata holds a `Spec` (made with
+`option`). The device parameters are the fields of `devsim.devices.ExpDevice`,
+the run parameters those of `devsim.run.RunConfig` (which takes the device
+fields over as optional overrides). Everything else derives from the fields:
+
+- validation (`check`), with errors that name the parameter (`FieldError`);
+- the command line (`devsim.cli` builds every ``--option`` from the table);
+- sweep value types (`value_type`, `parse`);
+- figure labels (`Spec.label`, `Spec.symbol`);
+- the option table in README.md (`markdown_table`, checked by a test).
+
+This module imports nothing heavy: the CLI reads it to answer ``--help``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+
+import numpy as np
+
+SPEC = "devsim"
+"""The key of a field's `Spec` in its dataclass metadata."""
+
+
+class FieldError(ValueError):
+    """A bad value of one parameter; ``field`` names it, the message says what is allowed.
+
+    The message starts with the field's name (``"states: must be an integer ..."``),
+    so it reads well from Python; the CLI replaces the name by the option's flag.
+    """
+
+    def __init__(self, field: str, message: str):
+        self.field, self.reason = field, message
+        super().__init__(f"{field}: {message}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """What the table knows about one parameter (besides its name, type and default).
+
+    Args:
+        help: one sentence: what it is and what it does, with the equation if
+            there is one.
+        unit: its unit, or what it is a fraction of ("" when unitless or text).
+        label: axis label of a figure (matplotlib mathtext); default: the name.
+        symbol: short legend symbol ("A_p = 0.5"); default: the name.
+        choices: the allowed values of a text option.
+        minimum, maximum: inclusive bounds of a number (None: unbounded);
+            ``exclusive_minimum`` makes the lower bound strict.
+        finite: reject infinite values.
+        validate: extra check ``validate(value) -> error text or None`` for
+            rules bounds cannot state (runs after the type and bound checks).
+        option: the name in `RunConfig` and on the command line (``--ltp`` for
+            the device field ``a_p``); default: the field name.
+        cli: kind of command-line option: ``"value"``, ``"switch"``
+            (``--bias/--no-bias``), ``"flag"`` (``--linear``), ``"widths"``
+            (``128,64``), or None for parameters that are not options.
+        sweep: whether `devsim sweep` may list several values.
+        group: heading the option is listed under in ``--help`` and README.
+    """
+
+    help: str
+    unit: str = ""
+    label: str | None = None
+    symbol: str | None = None
+    choices: tuple | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    finite: bool = False
+    validate: typing.Callable | None = None
+    option: str | None = None
+    cli: str | None = "value"
+    sweep: bool = True
+    group: str = "training"
+
+
+def option(default, help: str, **spec):
+    """A dataclass field that is a parameter: ``x: float = option(1.0, "What x is.", minimum=0)``."""
+    return dataclasses.field(default=default, metadata={SPEC: Spec(help=help, **spec)})
+
+
+def spec_of(field: dataclasses.Field) -> Spec | None:
+    return field.metadata.get(SPEC)
+
+
+def parameters(cls) -> dict[str, dataclasses.Field]:
+    """The fields of a dataclass (or instance) that carry a `Spec`, in declaration order."""
+    return {f.name: f for f in dataclasses.fields(cls) if spec_of(f) is not None}
+
+
+def value_type(field: dataclasses.Field):
+    """The value type of a field: ``float``, ``int``, ``bool``, ``str`` or ``tuple`` (layer widths).
+
+    ``None`` in an annotation (``int | None``) is ignored; annotations may be
+    strings (``from __future__ import annotations``).
+    """
+    annotation = field.type
+    if isinstance(annotation, str):
+        names = [part.strip() for part in annotation.split("|")]
+        names = [n for n in names if n != "None"]
+        base = names[0].split("[")[0]
+        return {"float": float, "int": int, "bool": bool, "str": str, "tuple": tuple}.get(base, str)
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        annotation = args[0]
+    return typing.get_origin(annotation) or annotation
+
+
+def describe_allowed(spec: Spec, kind) -> str:
+    """``"an integer from 2 to 100000"``, ``"a number > 0"``, ``"one of sqrt, step"``."""
+    if spec.choices:
+        return "one of " + ", ".join(map(str, spec.choices))
+    if kind is bool:
+        return "true or false"
+    noun = "an integer" if kind is int else "a finite number" if spec.finite else "a number"
+    lo, hi = spec.minimum, spec.maximum
+    if lo is not None and hi is not None and not spec.exclusive_minimum:
+        return f"{noun} from {lo:g} to {hi:g}"
+    parts = []
+    if lo is not None:
+        parts.append(f"{'>' if spec.exclusive_minimum else '>='} {lo:g}")
+    if hi is not None:
+        parts.append(f"<= {hi:g}")
+    return f"{noun} {' and '.join(parts)}" if parts else noun
+
+
+def check(name: str, field: dataclasses.Field, value):
+    """Validate one value against its field's type and `Spec`; returns it converted.
+
+    ``None`` passes for fields whose default is None. Numbers may be numpy
+    arrays where the field allows per-device values (every element is checked).
+
+    Raises:
+        FieldError: naming ``name`` and what is allowed.
+    """
+    spec, kind = spec_of(field), value_type(field)
+    if value is None:
+        if field.default is None or (kind is bool and spec.cli == "switch"):
+            return None
+        raise FieldError(name, f"must be {describe_allowed(spec, kind)}, got None")
+    allowed = describe_allowed(spec, kind)
+    if kind is bool:
+        if not isinstance(value, (bool, np.bool_)):
+            raise FieldError(name, f"must be true or false, got {value!r}")
+        return bool(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise FieldError(name, f"must be text, got {value!r}")
+        if spec.choices and value not in spec.choices:
+            raise FieldError(name, f"unknown value {value!r}; choose from {', '.join(spec.choices)}")
+    elif kind is tuple:
+        if isinstance(value, str) or not all(_is_int(v) for v in np.ravel(np.asarray(value, dtype=object))):
+            raise FieldError(name, f"must be layer widths (positive integers) such as 128 or 256,128, got {value!r}")
+        value = tuple(int(v) for v in value)
+        if not value or min(value) < 1 or (spec.maximum is not None and max(value) > spec.maximum):
+            top = f" up to {spec.maximum:g}" if spec.maximum is not None else ""
+            raise FieldError(name, f"must be one or more positive widths{top}, such as 128 or 256,128, got {value}")
+    elif kind is int:
+        if not _is_int(value):
+            raise FieldError(name, f"must be {allowed}, got {value!r}")
+        value = int(value)
+        _check_bounds(name, spec, value, allowed)
+    elif kind is float:
+        array = _as_float_array(name, value, allowed)
+        problem = spec.validate(array if array.ndim else float(array)) if spec.validate is not None else None
+        if problem:
+            raise FieldError(name, problem)
+        if np.any(np.isnan(array)):
+            raise FieldError(name, f"must be {allowed}, got {value!r}")
+        if spec.finite and not np.all(np.isfinite(array)):
+            raise FieldError(name, f"must be {allowed}, got {value!r}")
+        _check_bounds(name, spec, array, allowed, value)
+        value = float(array) if array.ndim == 0 else array
+    if spec.validate is not None and kind is not float:
+        problem = spec.validate(value)
+        if problem:
+            raise FieldError(name, problem)
+    return value
+
+
+def check_all(obj, names=None):
+    """`check` every parameter field of the dataclass instance ``obj`` (in place).
+
+    Args:
+        names: ``{field: name in messages}`` (default: the field names).
+    """
+    for field_name, field in parameters(obj).items():
+        value = check((names or {}).get(field_name, field_name), field, getattr(obj, field_name))
+        object.__setattr__(obj, field_name, value)
+
+
+def _is_int(value) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if isinstance(value, (int, np.integer)):
+        return True
+    return isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer()
+
+
+def _as_float_array(name, value, allowed):
+    if isinstance(value, (bool, np.bool_, str)) or (isinstance(value, np.ndarray) and value.dtype == bool):
+        raise FieldError(name, f"must be {allowed}, got {value!r}")
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise FieldError(name, f"must be {allowed}, got {value!r}") from None
+
+
+def _check_bounds(name, spec, array, allowed, shown=None):
+    shown = array if shown is None else shown
+    lo, hi = spec.minimum, spec.maximum
+    with np.errstate(invalid="ignore"):
+        if lo is not None and np.any(np.less_equal(array, lo) if spec.exclusive_minimum else np.less(array, lo)):
+            raise FieldError(name, f"must be {allowed}, got {_short(shown)}")
+        if hi is not None and np.any(np.greater(array, hi)):
+            raise FieldError(name, f"must be {allowed}, got {_short(shown)}")
+
+
+def _short(value):
+    if isinstance(value, np.ndarray) and value.size > 4:
+        return f"an array with values from {np.nanmin(value):g} to {np.nanmax(value):g}"
+    return repr(value) if not isinstance(value, np.ndarray) else repr(value.tolist())
+
+
+def parse(field: dataclasses.Field, text: str, name: str):
+    """One value of a field from command-line or TOML text (``"inf"``, ``"128,64"``, ``"true"``).
+
+    Non-text values (from TOML) are checked for their type and passed through.
+
+    Raises:
+        FieldError: the text is not a value of the field's type.
+    """
+    kind = value_type(field)
+    if not isinstance(text, str):
+        if kind is tuple and isinstance(text, list):
+            return tuple(text)
+        if kind is float and isinstance(text, int) and not isinstance(text, bool):
+            return float(text)
+        return text
+    stripped = text.strip()
+    try:
+        if kind is float:
+            return float(stripped)
+        if kind is int:
+            return int(stripped)
+        if kind is bool:
+            return {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}[stripped.lower()]
+        if kind is tuple:
+            return tuple(int(x) for x in stripped.replace("x", ",").split(","))
+    except (ValueError, KeyError):
+        noun = {float: "number", int: "integer", bool: "true/false value", tuple: "list of layer widths"}[kind]
+        raise FieldError(name, f"{text!r} is not a valid {noun}") from None
+    return stripped
+
+
+def flag(name: str) -> str:
+    """The command-line flag of an option name: ``"d2d_range"`` -> ``"--d2d-range"``."""
+    return "--" + name.replace("_", "-")
+
+
+def label(spec: Spec | None, name: str) -> str:
+    """Axis label of a parameter (its `Spec.label`, else its name)."""
+    return (spec.label if spec and spec.label else None) or name.replace("_", " ").capitalize()
+
+
+def symbol(spec: Spec | None, name: str) -> str:
+    """Legend symbol of a parameter (its `Spec.symbol`, else its name)."""
+    return (spec.symbol if spec and spec.symbol else None) or name.replace("_", " ")
+
+
+def format_default(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def help_text(spec: Spec, default=None, kind=None) -> str:
+    """The ``--help`` text of an option: help, unit, allowed values."""
+    text = spec.help
+    if spec.unit:
+        text += f" Unit: {spec.unit}."
+    if kind in (int, float) and (spec.minimum is not None or spec.maximum is not None):
+        text += f" Allowed: {describe_allowed(spec, kind)}."
+    return text
+
+
+def markdown_table(cls, groups=None) -> str:
+    """The option table of ``cls`` (e.g. `RunConfig`) as Markdown: option, default, unit, meaning."""
+    lines = ["| option | default | unit | meaning |", "|---|---|---|---|"]
+    for name, field in parameters(cls).items():
+        spec = spec_of(field)
+        if spec.cli is None or (groups and spec.group not in groups):
+            continue
+        option_name = spec.option or name
+        cli = flag(option_name) if spec.cli != "switch" else f"{flag(option_name)}/--no-{option_name.replace('_', '-')}"
+        default = format_default(field.default)
+        meaning = spec.help.replace("|", "\\|")
+        if spec.choices:
+            meaning += f" Choices: {', '.join(spec.choices)}."
+        lines.append(f"| `{cli}` | {f'`{default}`' if default else ''} | {spec.unit} | {meaning} |")
+    return "\n".join(lines) + "\n"
+
+
+def document(cls):
+    """Append an ``Args:`` section, one entry per parameter from its `Spec`, to ``cls.__doc__``."""
+    lines = ["", "    Args:"]
+    for name, field in parameters(cls).items():
+        spec = spec_of(field)
+        text = spec.help + (f" Unit: {spec.unit}." if spec.unit else "")
+        if spec.choices:
+            text += f" One of {', '.join(spec.choices)}."
+        lines.append(f"        {name}: {text}")
+    cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n" + "\n".join(lines) + "\n"
+    return cls

@@ -1,0 +1,181 @@
+"""Tiles: one weight array on devices, with everything it owns.
+
+A tile is what aihwkit calls an analog tile and NeuroSim a synaptic array: the
+devices behind one device-mapped variable (a Dense or Conv kernel). It owns
+
+- the `DevicePopulation` (the device model with each device's own draws),
+- the conductance state (one float32 per device, an optimizer variable),
+- the pulse counters (applied, lost at the bounds),
+- its random streams (counter-based, `devsim.noise`),
+
+and offers the three things training needs::
+
+    w = tile.read()                  # weights the devices hold (with fresh read noise)
+    tile.update(w_before, step)      # batch update: the float step -> pulses -> devices
+    tile.program_drift(step)         # epoch update: the drift since the last programming
+
+`DeviceTile` is the plain kind (one array, pulses from the proposed weight
+change). Training algorithms that keep two arrays per weight or a digital
+accumulator are other tile kinds with the same interface; `DeviceOptimizer`
+only sees tiles.
+"""
+
+from __future__ import annotations
+
+from devsim import noise
+from devsim.lazy import ops
+from devsim.pulses import PULSE_RULES, RANDOM_RULES
+
+UPDATES = ("batch", "epoch")
+"""When tiles are programmed: after every training step, or at epoch end (the drift of a float epoch)."""
+
+READ_STREAM = 1 << 20
+"""Noise streams of evaluation reads start here, apart from the updates' 3 per tile."""
+
+
+def layer_name(variable) -> str:
+    """The name of the layer that owns `variable`: ``"dense_1"`` for ``"mlp/dense_1/kernel"``."""
+    parts = variable.path.split("/")
+    return parts[-2] if len(parts) > 1 else variable.name
+
+
+class DeviceTile:
+    """One device variable on one array of devices (the plain kind).
+
+    Per update, with ``g`` the conductances and ``w`` the variable::
+
+        dw = w_proposed - w_anchor                   # batch: the float step; epoch: the drift
+        n = mapping.route(pulse_rule(dw, dw_min, max_pulses, u))
+        g, lost = population.apply_pulses(g, n, xi_c2c)
+        w = mapping.weights(population.read(g, xi_read))
+
+    Random draws (``u`` of stochastic rounding, ``xi_c2c``, ``xi_read``) are
+    counter-based hashes of (seed, step, stream): stream ``3 index + k`` for
+    the update, ``READ_STREAM + index`` for evaluation reads. With
+    ``stack_axes`` leading axes that index independent copies (`devsim.stacked`)
+    every draw has one copy's shape and is shared by the copies, and pulse
+    counts are kept per copy.
+
+    Args:
+        variable: the Keras variable whose values live on the devices.
+        device: the device model (`ExpDevice`) of its devices.
+        mapping: conductance <-> weight (`devsim.mapping`).
+        pulses: pulse rule name (`devsim.pulses.PULSE_RULES`).
+        max_pulses: most pulses per device per update (None: a full sweep, N).
+        index: the tile's number in its optimizer (names its random streams).
+        seed: the optimizer's base seed (int).
+        stack_axes: leading axes of stacked copies.
+        count_pulses: keep the pulse counters.
+        read_noise_in_steps: draw read noise on every update (batch updates:
+            the next forward pass reads the devices afresh).
+    """
+
+    kind = "device"
+
+    def __init__(self, variable, device, mapping, pulses, max_pulses, index, seed, stack_axes=0, count_pulses=False,
+                 read_noise_in_steps=True):
+        self.variable, self.device, self.mapping = variable, device, mapping
+        self.rule, self.pulses, self.max_pulses = PULSE_RULES[pulses], pulses, max_pulses
+        self.index, self.seed, self.stack_axes = index, int(seed), int(stack_axes)
+        self.count_pulses, self.read_noise_in_steps = bool(count_pulses), bool(read_noise_in_steps)
+        self.layer = layer_name(variable)
+        self.population = None
+
+    # ------------------------------------------------------------------ state
+
+    def build(self, optimizer):
+        """Draw the devices, create the state variables (through ``optimizer.add_variable``) and
+        put the variable on the devices: its value snapped to the nearest state, then read back."""
+        shape = self.mapping.state_shape(self.variable.shape)
+        self.population = self.device.sample(shape, seed=[self.seed, self.index])  # D2D draws, fixed for life
+        _, g0 = self.population.nearest_state(self.mapping.conductances(ops.cast(self.variable.value, "float32")))
+        g0 = self.population.stuck_values(g0)
+        self.conductance = optimizer.add_variable(
+            shape=shape, initializer=lambda shape, dtype: ops.cast(g0, dtype), dtype="float32",
+            name=f"{self.layer}_conductance",
+        )
+        self.variable.assign(ops.cast(self.mapping.weights(self.population.read(g0)), self.variable.dtype))
+        copies = tuple(self.variable.shape[: self.stack_axes])
+        self.applied = optimizer.add_variable(copies, "zeros", "int64", name=f"{self.layer}_pulses")
+        self.lost = optimizer.add_variable(copies, "zeros", "int64", name=f"{self.layer}_lost")
+
+    def state(self) -> dict:
+        """The tile's device state as numpy arrays: ``{"g": conductances}``."""
+        return {"g": self.conductance.numpy()}
+
+    # ------------------------------------------------------------------ updates
+
+    def _draw_shape(self, shape):
+        return tuple(shape[self.stack_axes:])
+
+    def _noise(self, step):
+        """The draws this update needs: (rounding u, C2C xi, read xi), None where off."""
+        shape = self._draw_shape(self.variable.shape)
+        state_shape = self._draw_shape(self.conductance.shape)
+        stream = 3 * self.index
+        u = noise.uniform(shape, noise.key(self.seed, step, stream)) if self.pulses in RANDOM_RULES else None
+        xi_c2c = noise.normal(state_shape, noise.key(self.seed, step, stream + 1)) if self.population.c2c > 0 else None
+        noisy_read = self.population.read_noise > 0 and self.read_noise_in_steps
+        xi_read = noise.normal(state_shape, noise.key(self.seed, step, stream + 2)) if noisy_read else None
+        return u, xi_c2c, xi_read
+
+    def _count(self, x):
+        """Sum over everything but the stacked copies."""
+        axes = tuple(range(self.stack_axes, len(x.shape)))
+        return ops.cast(ops.sum(x, axis=axes), "int64")
+
+    def update(self, anchor, step):
+        """Program the change of the variable from ``anchor`` (its weights before the
+        float step) into the devices, and set the variable to what they hold."""
+        u, xi_c2c, xi_read = self._noise(step)
+        g_old = self.conductance.value
+        if anchor is None:  # epoch updates: the drift from the devices' (noise-free) value
+            anchor = ops.cast(self.mapping.weights(self.population.read(g_old)), self.variable.dtype)
+        dw = ops.cast(self.variable.value - anchor, "float32")
+        population = self.population
+        max_pulses = population.num_pulses if self.max_pulses is None else self.max_pulses
+        n = self.mapping.route(self.rule(dw, self.mapping.dw_min(population, dw), max_pulses, u=u))
+        g_new, n_lost = population.apply_pulses(g_old, n, xi=xi_c2c)
+        if self.count_pulses:
+            self.applied.assign_add(self._count(ops.abs(n) - n_lost))
+            self.lost.assign_add(self._count(n_lost))
+        self.conductance.assign(g_new)
+        self.variable.assign(ops.cast(self.mapping.weights(population.read(g_new, xi=xi_read)), self.variable.dtype))
+
+    def program_drift(self, step):
+        """Epoch updates: program the drift ``w - weights(read(g))`` since the last programming."""
+        self.update(None, step)
+
+    # ------------------------------------------------------------------ reads and counts
+
+    def read(self, reads=None):
+        """Set the variable to a read of the devices: noisy (a fresh draw from the
+        evaluation stream, counter ``reads``) when ``reads`` is given and read noise is on."""
+        xi = None
+        if reads is not None and self.population.read_noise > 0:
+            xi = noise.normal(self._draw_shape(self.conductance.shape), noise.key(self.seed, reads, READ_STREAM + self.index))
+        self.variable.assign(ops.cast(self.mapping.weights(self.population.read(self.conductance.value, xi=xi)),
+                                      self.variable.dtype))
+
+    def pulse_counts(self, reset=False) -> dict:
+        """``{"pulses_applied_<layer>": n, "pulses_lost_<layer>": n}`` (per copy when stacked)."""
+        counts = {}
+        for key, var in (("applied", self.applied), ("lost", self.lost)):
+            value = var.numpy()
+            counts[f"pulses_{key}_{self.layer}"] = int(value) if value.ndim == 0 else value.copy()
+            if reset:
+                var.assign(ops.zeros_like(var))
+        return counts
+
+    def stuck_counts(self) -> dict:
+        low, high = self.population.stuck_counts()
+        return {f"stuck_gmin_{self.layer}": low, f"stuck_gmax_{self.layer}": high}
+
+    @property
+    def has_read_noise(self) -> bool:
+        return self.population.read_noise > 0
+
+
+TILES = {"device": DeviceTile}
+"""Tile kinds by name."""
+
