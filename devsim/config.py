@@ -221,6 +221,7 @@ class RunConfig(DeviceOptions):
         if self.name is not None:
             io.check_name("--name", self.name)
         self.make_device()  # validates the device fields (and reads a device file) now
+        self.run_name()
 
     def _check_size(self):
         """Refuse a network that cannot fit in memory, before anything is allocated."""
@@ -243,8 +244,11 @@ class RunConfig(DeviceOptions):
         return ReferenceMapping(self.wmax) if self.mapping == "reference" else DifferentialMapping(self.wmax)
 
     def run_name(self) -> str:
-        """``--name``, or ``<dataset>_<device>_<update>-<pulses>_s<seed>``."""
-        return self.name or f"{self.dataset}_{self.device_slug()}_{self.update}-{self.pulses}_s{self.seed}"
+        """``--name``, or ``<dataset>_<device>_<update>-<pulses>_s<seed>`` (a plain folder name, checked)."""
+        if self.name:
+            return self.name
+        name = f"{self.dataset}_{self.device_slug()}_{self.update}-{self.pulses}_s{self.seed}"
+        return io.check_name("--device (its name makes the run folder's; give --name)", name)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

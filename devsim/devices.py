@@ -69,8 +69,33 @@ def _fraction(help, unit, label, symbol):
     return option(0.0, help, unit=unit, label=label, symbol=symbol, minimum=0.0, maximum=1.0, group=DEVICE)
 
 
+class Device:
+    """What a device model offers: the interface tiles, runs and figures use.
+
+    `ExpDevice` (the exponential model) implements it; a measured response
+    (`devsim.measured`) is another kind. Conductances are normalized, ``g`` in
+    [0, 1]; every method works on whole tensors (``keras.ops``) unless it says
+    numpy. A kind registers in `DEVICE_KINDS` so device JSON files
+    (``"kind": ...``) load it.
+
+    - ``states``, ``states_ltd``, ``num_pulses``, ``num_pulses_ltd``: levels and
+      pulses of a full LTP / LTD sweep; ``c2c``, ``read_noise``, ``on_off``;
+      ``name``, ``source`` (metadata).
+    - ``apply_pulses(g, n, seed=None, noise_shape=None, xi=None) -> (g', lost)``;
+      ``read(g, seed=None, noise_shape=None, xi=None, range_scale=None)``;
+      ``level(p)`` (conductance of state p), ``nearest_state(g) -> (p, g)``.
+    - ``sample(shape, seed) -> DevicePopulation``: the devices of one array.
+    - ``response() -> (pulse, g)`` (numpy): one noise-free LTP-then-LTD cycle.
+    - ``is_linear``, ``linear_twin()``: the linear device with the same levels
+      and non-idealities (the run's ``linear`` reference).
+    - ``nl_labels``, ``describe()``, ``get_config()`` / ``from_config(dict)``.
+    """
+
+    kind = None
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
-class ExpDevice:
+class ExpDevice(Device):
     """Exponential LTP/LTD device (NeuroSim's model, normalized), with non-idealities.
 
     The curve (docs/devices.md): after ``x = p / N_p`` of an LTP sweep and
@@ -193,6 +218,10 @@ class ExpDevice:
     def is_linear(self) -> bool:
         """Both branches (of every device) are straight lines."""
         return bool(np.all(curves.is_linear(self.a_p)) and np.all(curves.is_linear(self.a_d)))
+
+    def linear_twin(self) -> "ExpDevice":
+        """The linear reference of this device: same levels and non-idealities, linear curves."""
+        return dataclasses.replace(self, a_p=math.inf, a_d=math.inf, name=None, source=None)
 
     def sample(self, shape, seed=None) -> "DevicePopulation":
         """Draw the device-to-device variations of a population of ``shape`` devices.
@@ -423,6 +452,7 @@ class ExpDevice:
         config["nl_ltp"], config["nl_ltd"] = (np.round(np.asarray(x), 4).tolist() for x in self.nl_labels)
         return config
 
+    kind = "exp"
     METADATA_KEYS = ("kind", "nl_ltp", "nl_ltd", "fit")
     """Keys of a device config that are not fields: the kind, the labels (an alternative to a_p/a_d), a fit's record."""
 
@@ -473,6 +503,27 @@ def _all_numbers(values):
                for v in values)
 
 
+DEVICE_KINDS = {"exp": "devsim.devices:ExpDevice"}
+"""Device kinds by the ``kind`` of their config: ``"module:class"`` (imported on first use)."""
+
+
+def device_class(kind: str):
+    """The `Device` class of a ``kind`` (`DEVICE_KINDS`); FieldError naming ``kind`` if unknown."""
+    import importlib
+
+    if kind not in DEVICE_KINDS:
+        raise FieldError("kind", f"unknown device kind {kind!r}; known: {', '.join(DEVICE_KINDS)}")
+    module, name = DEVICE_KINDS[kind].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def device_from_config(config: dict) -> Device:
+    """A device of any kind from its config (``"kind"``, default ``"exp"``)."""
+    if not isinstance(config, dict):
+        raise FieldError("device", f"a device config is a JSON object, got {type(config).__name__}")
+    return device_class(config.get("kind", "exp")).from_config(config)
+
+
 def LinearDevice(states: int = 101) -> ExpDevice:
     """A linear device: every pulse moves g by exactly ``1 / (states - 1)``."""
     return ExpDevice(math.inf, math.inf, states)
@@ -497,7 +548,7 @@ class DevicePopulation:
         stuck: int8 array, -1 stuck at Gmin, +1 at Gmax, 0 free; or None.
     """
 
-    model: ExpDevice
+    model: Device
     range_scale: np.ndarray | None = None
     stuck: np.ndarray | None = None
 

@@ -109,7 +109,7 @@ def run_figures(run_folder, out=None, n=16, warn=None) -> FigureList:
     """
     from devsim import run as devsim_run
     from devsim.data import DataError, load_dataset
-    from devsim.devices import ExpDevice
+    from devsim.devices import device_from_config
     from devsim.models import build_mlp
 
     folder = Path(run_folder)
@@ -125,7 +125,7 @@ def run_figures(run_folder, out=None, n=16, warn=None) -> FigureList:
 
     cfg = config.get("devsim_run", {})
     history = load_history(folder)
-    device = ExpDevice.from_config(config["device"])
+    device = device_from_config(config["device"])
     models = list(config.get("models") or dict.fromkeys(r["model"] for r in history))
     labels = {"device": devsim_run.legend_label(device), **devsim_run.MODEL_LABELS}
     paths += plots.plot_accuracy(history, out / "accuracy", labels={m: labels.get(m, m) for m in models})

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from devsim.devices import ExpDevice
+from devsim.devices import ExpDevice, device_from_config
 from devsim.mapping import ReferenceMapping
 
 INITS = ("uniform", "glorot")
@@ -63,5 +63,5 @@ class StateInitializer(keras.initializers.Initializer):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        config["device"] = ExpDevice.from_config(config["device"])
+        config["device"] = device_from_config(config["device"])
         return cls(**config)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -83,6 +84,41 @@ def replace_dir(src: Path, dst: Path) -> None:
         os.replace(src, dst)
 
 
+@contextlib.contextmanager
+def folder_lock(lock_file, option: str = "--out", what: str = "run"):
+    """Hold an exclusive lock on ``lock_file`` while the block runs, or ConfigError naming ``option``.
+
+    Two devsim processes writing the same run or sweep folder at once would
+    destroy each other's work; the second one stops here with a one-line
+    error instead. The lock is an ``flock`` on a small file beside the folder,
+    released when the process ends, however it ends.
+    """
+    import fcntl
+
+    from devsim.errors import ConfigError
+
+    lock_file = Path(lock_file)
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ConfigError(f"{option}: another devsim {what} is writing {lock_file.parent} ({holder}); "
+                              "wait for it to finish or choose another --name/--out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(lock_file)  # still held: a process that opens it now makes a new one
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def write_text(path, text: str) -> None:
     """Write `text` to `path` atomically."""
     with atomic_path(path) as tmp:
@@ -90,14 +126,27 @@ def write_text(path, text: str) -> None:
 
 
 def write_json(path, obj) -> None:
-    """Write `obj` as indented JSON to `path` atomically (NaN and inf allowed)."""
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n")
+    """Write `obj` as indented, strict JSON to `path` atomically.
+
+    Strict: infinite and NaN floats (which JSON has no literal for) are written
+    as the strings ``"inf"``, ``"-inf"`` and ``"nan"``; devsim's readers accept
+    them wherever a number is expected (``float("inf")`` parses them too).
+    """
+    write_text(path, json.dumps(jsonable(obj), indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
-def _jsonable(obj):
-    # numpy scalars and arrays, Paths.
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
+def jsonable(obj):
+    """`obj` with numpy values as Python ones, Paths as text and non-finite floats as text."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
     if isinstance(obj, Path):
         return str(obj)
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
+        return jsonable(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")

@@ -1,6 +1,6 @@
 """Weight mapping: from device conductances to a network weight and back.
 
-Two schemes (DESIGN.md section 2):
+Two schemes (docs/devices.md, section 3):
 
 - :class:`ReferenceMapping` (default, the original study): one device per
   weight against a mid-range reference, ``w = w_max * (2g - 1)``.

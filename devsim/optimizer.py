@@ -9,7 +9,7 @@ import numpy as np
 from keras import ops
 from keras.saving import deserialize_keras_object, serialize_keras_object
 
-from devsim.devices import ExpDevice
+from devsim.devices import Device, device_from_config
 from devsim.mapping import ReferenceMapping, mapping_from_config
 from devsim.pulses import PULSE_RULES
 from devsim.tiles import UPDATES, DeviceTile, layer_name
@@ -120,8 +120,8 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
     ):
         super().__init__(learning_rate=0.0, name=name)
         devices = device.values() if isinstance(device, dict) else [device]
-        if not devices or not all(isinstance(d, ExpDevice) for d in devices):
-            raise ValueError(f"device must be an ExpDevice or a dict of them, got {device!r}")
+        if not devices or not all(isinstance(d, Device) for d in devices):
+            raise ValueError(f"device must be a device model (e.g. an ExpDevice) or a dict of them, got {device!r}")
         if pulses not in PULSE_RULES:
             raise ValueError(f"pulses must be one of {', '.join(PULSE_RULES)}, got {pulses!r}")
         if update not in UPDATES:
@@ -144,7 +144,7 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         self.jit_compile = bool(jit_compile)
         self.count_pulses = update == "epoch" if count_pulses is None else bool(count_pulses)
 
-    def device_for(self, variable) -> ExpDevice:
+    def device_for(self, variable) -> Device:
         """The device model of a device-mapped variable."""
         if isinstance(self.device, dict):
             try:
@@ -345,9 +345,9 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         )
         device = config["device"]
         config["device"] = (
-            ExpDevice.from_config(device)
+            device_from_config(device)
             if "kind" in device
-            else {k: ExpDevice.from_config(d) for k, d in device.items()}
+            else {k: device_from_config(d) for k, d in device.items()}
         )
         config["mapping"] = mapping_from_config(config["mapping"])
         if isinstance(config.get("include"), dict):

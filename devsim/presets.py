@@ -1,7 +1,7 @@
 """Published devices, and device JSON files.
 
 The presets are the benchmark devices of the MLP+NeuroSim V3.0 manual (section
-9, Table II, V3.0 @32 nm; shared/reference/neurosim_benchmark_devices.csv):
+9, Table II, V3.0 @32 nm; experiments/neurosim_benchmark_devices.csv, docs/devices.md section 6):
 levels, NeuroSim NL labels for LTP/LTD, on/off ratio and C2C sigma, with the
 online MNIST accuracy NeuroSim reports for its 400-100-10 MLP. Where the table
 gives a bound ("<1 %") the bound is used; where it gives a range of levels
@@ -14,8 +14,10 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
+
 from devsim import io
-from devsim.devices import ExpDevice
+from devsim.devices import ExpDevice, device_from_config
 from devsim.errors import ConfigError
 
 
@@ -92,12 +94,21 @@ def load_device(spec: str, option: str = "--device") -> ExpDevice:
         raise ConfigError(f"{option}: no such file {spec}") from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{option}: {spec} is not a readable JSON file ({exc})") from None
-    if not isinstance(config, dict) or not ({"a_p", "nl_ltp"} & set(config) or {"a_d", "nl_ltd"} & set(config) or "states" in config):
-        raise ConfigError(f"{option}: {spec} holds no device (expected keys such as a_p, a_d or nl_ltp, nl_ltd, states)")
+    known = {"a_p", "a_d", "nl_ltp", "nl_ltd", "states", "states_ltd"}
+    if not isinstance(config, dict) or not known & set(config):
+        unknown = f"; unknown key {sorted(config)[0]!r}" if isinstance(config, dict) and config else ""
+        raise ConfigError(f"{option}: {spec} holds no device{unknown} (expected a JSON object with keys such as "
+                          "a_p, a_d or nl_ltp, nl_ltd, states)")
     try:
-        device = ExpDevice.from_config(config)
+        device = device_from_config(config)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{option}: {spec}: {exc}") from None
+        raise ConfigError(f"{option}: {spec}: {' '.join(str(exc).split())}") from None
+    for field in ("a_p", "a_d"):
+        if getattr(device, field, None) is not None and np.ndim(getattr(device, field)) > 0:
+            raise ConfigError(f"{option}: {spec}: {field}: must be one number in a device file (one value per "
+                              "device is for the Python API, where it broadcasts against a weight array)")
+    if device.name:
+        io.check_name(f"{option}: {spec}: name", device.name)
     return device if device.name else dataclasses.replace(device, name=path.stem)
 
 

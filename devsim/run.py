@@ -244,6 +244,11 @@ def run(config: RunConfig, echo=print, warn=None) -> Path:
     device = config.make_device()
     data = load_dataset(config.dataset, config.data_dir, warn=warn)
     io.check_writable(Path(config.out), "--out")
+    with io.folder_lock(Path(config.out) / f".{config.run_name()}.lock", "--name", "run"):
+        return _run(config, device, data, echo, warn)
+
+
+def _run(config, device, data, echo, warn):
     models = {"device": device}
     if config.baselines:
         if not device.is_linear:
@@ -261,7 +266,7 @@ def run(config: RunConfig, echo=print, warn=None) -> Path:
 
 def linear_twin(device):
     """The linear reference of a device: same levels and non-idealities, linear curves."""
-    return dataclasses.replace(device, a_p=math.inf, a_d=math.inf, name=None, source=None)
+    return device.linear_twin()
 
 
 def legend_label(device) -> str:

@@ -27,7 +27,9 @@ import hashlib
 import io as _io
 import itertools
 import json
+import logging
 import math
+import re
 import time
 import tomllib
 import traceback
@@ -286,34 +288,39 @@ def run_sweep(
     runs = sweep.runs()
     if workers < 1:
         raise ConfigError(f"--workers: must be an integer >= 1, got {workers}")
+    if stack < 1:
+        raise ConfigError(f"--stack: must be an integer >= 1, got {stack}")
     for dataset, data_dir in sorted({(c.dataset, c.data_dir or "") for _, _, c in runs}):
         load_dataset(dataset, data_dir or None, warn=warn or echo)  # fails (or warns) once, before anything runs
     sweep_dir = Path(out) / sweep.name
-    io.check_writable(sweep_dir, "--out")
-    io.write_json(sweep_dir / "sweep.json", sweep.to_dict(runs))
-    todo = [(h, swept, c) for h, swept, c in runs if run_status(sweep_dir / h) not in FINISHED]
-    echo(f"sweep {sweep.name}: {len(runs)} runs, {len(runs) - len(todo)} already finished, {len(todo)} to run -> {sweep_dir}/")
-    groups = [
-        [dict(c.to_dict(), hidden=list(c.hidden), out=str(sweep_dir), name=h) for h, _, c in group]
-        for group in group_runs(todo, stack)
-    ]
-    if any(len(g) > 1 for g in groups):
-        echo(f"training {sum(len(g) for g in groups if len(g) > 1)} runs stacked, in {sum(len(g) > 1 for g in groups)} models")
-    start, done = time.perf_counter(), len(runs) - len(todo)
-    swept_of = {h: swept for h, swept, _ in runs}
-    for result in (r for results in _results(groups, workers, scheduler) for r in results):
-        done += 1
-        elapsed = time.perf_counter() - start
-        finished_here = done - (len(runs) - len(todo))
-        eta = elapsed / finished_here * (len(runs) - done)
-        what = " ".join(f"{k}={_canonical(v)}" for k, v in swept_of[result["hash"]].items())
-        outcome = (
-            f"test {result['test_accuracy']:.4f}" if result["test_accuracy"] is not None else result["status"]
-        ) + (f" ({result['error']})" if result["error"] else "")
-        echo(f"[{done}/{len(runs)}] {what}: {outcome}  {result['seconds']:.1f} s | elapsed {_fmt_seconds(elapsed)}, "
-             f"left ~{_fmt_seconds(eta)}")
+    io.check_writable(Path(out), "--out")
+    with _connect(workers, scheduler) as client, io.folder_lock(Path(out) / f".{sweep.name}.lock", "--out", "sweep"):
+        sweep_dir.mkdir(exist_ok=True)
+        io.write_json(sweep_dir / "sweep.json", sweep.to_dict(runs))
+        todo = [(h, swept, c) for h, swept, c in runs if run_status(sweep_dir / h) not in FINISHED]
+        echo(f"sweep {sweep.name}: {len(runs)} runs, {len(runs) - len(todo)} already finished, {len(todo)} to run "
+             f"-> {sweep_dir}/")
+        groups = [
+            [dict(c.to_dict(), hidden=list(c.hidden), out=str(sweep_dir), name=h) for h, _, c in group]
+            for group in group_runs(todo, stack)
+        ]
+        if any(len(g) > 1 for g in groups):
+            echo(f"training {sum(len(g) for g in groups if len(g) > 1)} runs stacked, in {sum(len(g) > 1 for g in groups)} models")
+        start, done = time.perf_counter(), len(runs) - len(todo)
+        swept_of = {h: swept for h, swept, _ in runs}
+        for result in (r for results in _results(groups, client) for r in results):
+            done += 1
+            elapsed = time.perf_counter() - start
+            finished_here = done - (len(runs) - len(todo))
+            eta = elapsed / finished_here * (len(runs) - done)
+            what = " ".join(f"{k}={_canonical(v)}" for k, v in swept_of[result["hash"]].items())
+            outcome = (
+                f"test {result['test_accuracy']:.4f}" if result["test_accuracy"] is not None else result["status"]
+            ) + (f" ({result['error']})" if result["error"] else "")
+            echo(f"[{done}/{len(runs)}] {what}: {outcome}  {result['seconds']:.1f} s | elapsed {_fmt_seconds(elapsed)}, "
+                 f"left ~{_fmt_seconds(eta)}")
+            write_summary(sweep_dir, runs)
         write_summary(sweep_dir, runs)
-    write_summary(sweep_dir, runs)
     return sweep_dir
 
 
@@ -356,32 +363,58 @@ def group_runs(todo, stack: int) -> list:
     return [members[i:i + stack] for members in groups.values() for i in range(0, len(members), stack)]
 
 
-def _results(groups, workers, scheduler):
-    """Yield lists of `execute` results as groups of runs finish, wherever they run."""
-    if not groups:
-        return
-    if scheduler is None and workers == 1:
-        for group in groups:
-            yield execute_group(group)
-        return
-    from distributed import Client, LocalCluster, as_completed
+_SCHEDULER = re.compile(r"^(tcp|tls|inproc|ucx|ws|wss)://[^\s/:]+(:\d{1,5})?/?$")
 
+
+@contextlib.contextmanager
+def _connect(workers, scheduler):
+    """A Dask client for local processes or a running scheduler (None: run in this process).
+
+    Connects before anything is written, so a bad address or a missing
+    dask.distributed is a one-line error that leaves no sweep folder behind.
+    """
+    if scheduler is None and workers == 1:
+        yield None
+        return
+    option = "--scheduler" if scheduler is not None else "--workers"
+    if scheduler is not None and not _SCHEDULER.match(scheduler):
+        raise ConfigError(f"--scheduler: {scheduler!r} is not a scheduler address such as tcp://host:8786")
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError(f"{option}: running on several processes needs dask.distributed; "
+                          "pip install 'devsim[cluster]' (or run with --workers 1)") from None
     with contextlib.ExitStack() as stack:
         if scheduler is not None:
             try:
                 client = stack.enter_context(Client(scheduler, timeout="10s"))
-            except (OSError, TimeoutError) as exc:
-                raise ConfigError(f"--scheduler: cannot connect to {scheduler} ({exc})") from None
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise ConfigError(f"--scheduler: cannot connect to {scheduler} ({' '.join(str(exc).split())})") from None
         else:
-            cluster = stack.enter_context(
-                LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-            )
+            from devsim.quiet import quiet_logs
+
+            with quiet_logs():
+                cluster = stack.enter_context(
+                    LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                                 silence_logs=logging.ERROR)
+                )
             client = stack.enter_context(Client(cluster))
-        futures = [
-            client.submit(execute_group, group, key=f"devsim-runs-{group[0]['name']}-{len(group)}", pure=False, retries=2)
-            for group in groups
-        ]
-        for future in as_completed(futures):
-            yield future.result()
+        yield client
 
 
+def _results(groups, client):
+    """Yield lists of `execute` results as groups of runs finish, wherever they run."""
+    if not groups:
+        return
+    if client is None:
+        for group in groups:
+            yield execute_group(group)
+        return
+    from distributed import as_completed
+
+    futures = [
+        client.submit(execute_group, group, key=f"devsim-runs-{group[0]['name']}-{len(group)}", pure=False, retries=2)
+        for group in groups
+    ]
+    for future in as_completed(futures):
+        yield future.result()

@@ -14,7 +14,7 @@ def npy(x):
 
 
 def g_ltp(x, a):
-    """DESIGN.md section 1, in float64: conductance after x (fraction of N) LTP pulses."""
+    """docs/devices.md section 1, in float64: conductance after x (fraction of N) LTP pulses."""
     return x if math.isinf(a) else (1 - np.exp(-x / a)) / (1 - np.exp(-1 / a))
 
 
@@ -160,7 +160,7 @@ def test_config_round_trip_and_nl_constructor():
 
 
 def test_equivalences_with_neurosim_and_aihwkit():
-    """DESIGN.md: NeuroSim's G(P) = B(1 - exp(-P/A_ns)) + Gmin with A_ns = A * N, and
+    """docs/devices.md section 4: NeuroSim's G(P) = B(1 - exp(-P/A_ns)) + Gmin with A_ns = A * N, and
     aihwkit's soft-bounds step dg = (s - g)(1 - exp(-1/(N A)))."""
     a, num, gmin, gmax = 0.37, 96, 2e-6, 25e-6
     dev = ExpDevice(a, a, num + 1)

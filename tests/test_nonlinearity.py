@@ -1,4 +1,4 @@
-"""NeuroSim NL labels: anchors from DESIGN.md, round trips, sign conventions."""
+"""NeuroSim NL labels: anchors from docs/devices.md, round trips, sign conventions."""
 
 import math
 
