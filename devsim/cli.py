@@ -51,6 +51,8 @@ def _click_option(name, field, as_list=False):
     spec, kind = options_mod.spec_of(field), options_mod.value_type(field)
     name_flag = options_mod.flag(name)
     help_text = options_mod.help_text(spec, field.default, kind)
+    if options_mod.FALLBACK in field.metadata:
+        help_text += f" Default: {options_mod.default_text(field).replace('`', '')}."
     if as_list:  # sweep: text, parsed into a list of values per field
         if spec.cli in ("flag", "switch"):
             decorator = click.option(name_flag, default=None, type=click.BOOL, help=f"{help_text} Fixed for the whole sweep.")
