@@ -29,7 +29,17 @@ def _widths(ctx, param, value):
         raise click.BadParameter(f"must be comma-separated layer widths such as 128 or 256,128, got {value!r}") from None
 
 
-GROUP_TITLES = {"device": "Device options", "training": "Training options", "output": "Output options"}
+def _floats(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"must be comma-separated numbers such as 0.4,0.2, got {value!r}") from None
+
+
+GROUP_TITLES = {"device": "Device options", "training": "Training options", "periphery": "Periphery options",
+                "output": "Output options"}
 
 
 class GroupedCommand(click.Command):
@@ -57,7 +67,7 @@ def _click_option(name, field, as_list=False):
         if spec.cli in ("flag", "switch"):
             decorator = click.option(name_flag, default=None, type=click.BOOL, help=f"{help_text} Fixed for the whole sweep.")
         else:
-            sep = "/-separated list" if spec.cli == "widths" else "comma-separated list"
+            sep = "/-separated list" if spec.cli in ("widths", "floats") else "comma-separated list"
             decorator = click.option(name_flag, default=None, help=f"{help_text} A {sep} sweeps it.")
     elif spec.cli == "flag":
         decorator = click.option(name_flag, is_flag=True, default=False, help=help_text)
@@ -66,6 +76,8 @@ def _click_option(name, field, as_list=False):
                                  show_default=field.default is not None, help=help_text)
     elif spec.cli == "widths":
         decorator = click.option(name_flag, callback=_widths, default=None, help=help_text)
+    elif spec.cli == "floats":
+        decorator = click.option(name_flag, callback=_floats, default=None, help=help_text)
     else:
         kinds = {float: click.FLOAT, int: click.INT, str: click.STRING}
         kind_type = click.Choice(spec.choices) if spec.choices else kinds[kind]

@@ -23,18 +23,26 @@ from devsim.data import DATASETS, INPUT_SHAPES
 from devsim.devices import ExpDevice
 from devsim.errors import ConfigError
 from devsim.mapping import MAPPINGS
-from devsim.nonlinearity import NL_LIMIT, a_d_from_label, a_p_from_label
-from devsim.options import FALLBACK, SPEC, FieldError, check, document, flag, option, parameters, spec_of
+from devsim.nonlinearity import NL_LIMIT, a_d_from_label, a_d_from_label_table, a_p_from_label, a_p_from_label_table
+from devsim.options import (FALLBACK, FALLBACK_FROM, SPEC, FieldError, check, document, flag, option, parameters,
+                            protocol_option, spec_of)
 from devsim.presets import load_device
+from devsim.protocols import PROTOCOLS
 from devsim.pulses import PULSE_RULES
 from devsim.tiles import UPDATES
 
-OPTIMIZERS = ("sgd", "adam", "rmsprop", "adagrad", "adamw", "nadam")
-INITS = ("uniform", "glorot")
+KERAS_OPTIMIZERS = ("sgd", "adam", "rmsprop", "adagrad", "adamw", "nadam")
+NEUROSIM_OPTIMIZERS = ("neurosim-sgd", "neurosim-momentum", "neurosim-adagrad", "neurosim-rmsprop", "neurosim-adam")
+OPTIMIZERS = KERAS_OPTIMIZERS + NEUROSIM_OPTIMIZERS
+INITS = ("uniform", "glorot", "neurosim")
+LOSSES = ("crossentropy", "sse")
+OUTPUT_ACTIVATIONS = ("softmax", "sigmoid")
+TRAIN_LOOPS = ("keras", "compiled")
+PRESET_LEVELS = ("states", "neurosim")
 DEFAULT_HIDDEN = {"cifar10": (256, 128, 64, 32)}
 """Hidden layers per dataset when none are given; others use the study's (128,)."""
 
-DEVICE, TRAINING, OUTPUT = "device", "training", "output"
+DEVICE, TRAINING, PERIPHERY, OUTPUT = "device", "training", "periphery", "output"
 _BYTES_PER_WEIGHT = 40  # kernel, conductance, gradient, optimizer slots and the step's temporaries (float32)
 
 
@@ -68,6 +76,14 @@ def _device_option_fields():
             None, "NeuroSim LTD nonlinearity label instead of --ltd (e.g. -4.88 for Ag:a-Si).", unit="NL label",
             label="LTD nonlinearity (NL label)", symbol=r"NL$_\mathrm{LTD}$", validate=_label_problem, group=DEVICE)),
         ("linear", "bool", option(False, "A linear device (A_p = A_d = inf).", cli="flag", sweep=False, group=DEVICE)),
+        ("nl_table", "bool | None", protocol_option(
+            False, "Convert NL labels (of presets and --nl-ltp/--nl-ltd) through NeuroSim's table (formula.cpp "
+            "getParamA: the A of (int)(|NL| 100)/100 to 6 decimals, so 0.105 -> 0.10, 0.29 -> 0.28) instead of exactly.",
+            cli="switch", group=DEVICE)),
+        ("preset_levels", "str | None", protocol_option(
+            "states", "How a preset's levels are read: states (N = levels - 1 pulses per sweep, both branches) or "
+            "neurosim (NeuroSim's maxNumLevel, the pulses of a full sweep: states = levels + 1, and Ag:a-Si's LTD has "
+            "the 100 of Cell.cpp).", choices=PRESET_LEVELS, group=DEVICE)),
     ]
     after = [n for n, _, _ in derived].index("ltd") + 1
     preset = ("device", "str | None", option(
@@ -88,14 +104,16 @@ class _DeviceMethods:
         Raises:
             ConfigError: naming the option (``--states: ...``).
         """
-        base = load_device(self.device) if self.device else ExpDevice()
+        table = bool(self.nl_table)
+        levels = self.preset_levels or "states"
+        base = load_device(self.device, levels=levels, nl_table=table) if self.device else ExpDevice()
         fields = {_DEVICE_FIELD[o]: getattr(self, o) for o in _DEVICE_FIELD if getattr(self, o) is not None}
         if self.linear:
             fields.update(a_p=math.inf, a_d=math.inf)
         if self.nl_ltp is not None:
-            fields["a_p"] = float(a_p_from_label(self.nl_ltp))
+            fields["a_p"] = float((a_p_from_label_table if table else a_p_from_label)(self.nl_ltp))
         if self.nl_ltd is not None:
-            fields["a_d"] = float(a_d_from_label(self.nl_ltd))
+            fields["a_d"] = float((a_d_from_label_table if table else a_d_from_label)(self.nl_ltd))
         if "states" in fields and self.states_ltd is None and base.states_ltd == base.states:
             fields["states_ltd"] = fields["states"]  # a single --states sets both branches
         try:
@@ -142,57 +160,115 @@ class RunConfig(DeviceOptions):
 
     The device fields (`DeviceOptions`) left at None come from ``device`` or
     from `ExpDevice`'s defaults (linear, 101 states, no non-idealities). The
+    fields a protocol may set (``protocol``, `devsim.protocols`) default to
+    None too: left unset they take the protocol's value, else their fallback,
+    and the resolved values are what `to_dict` (config.json) records. The
     others are declared below, each with its help, unit and allowed values;
     ``python -m devsim.options`` prints them as a table.
     """
 
-    wmax: float = option(
+    protocol: str | None = option(
+        None, "A training protocol: a bundle of option values (devsim/protocols.py; neurosim: MLP+NeuroSim V3.0's "
+        "procedure, docs/protocols.md). Options given explicitly override it.", choices=tuple(PROTOCOLS),
+        label="Protocol", symbol="protocol")
+    wmax: float | None = protocol_option(
         1.0, "Weight range: w = wmax (2g - 1) against a mid-range reference, or wmax (g+ - g-) for a pair.",
         unit="weight units", label=r"Weight range $w_\mathrm{max}$", symbol=r"$w_\mathrm{max}$",
         minimum=0.0, exclusive_minimum=True, finite=True)
-    mapping: str = option(
+    mapping: str | None = protocol_option(
         "reference", "reference: one device per weight against a mid-range reference; differential: a one-sided "
         "pair (LTP on g+ to increase the weight, on g- to decrease it).", choices=tuple(MAPPINGS),
         label="Weight mapping", symbol="mapping")
-    update: str = option(
+    update: str | None = protocol_option(
         "epoch", "epoch: one float epoch, then every weight is programmed (the original study); batch: the devices "
         "are programmed after every mini-batch.", choices=UPDATES, label="Update", symbol="update")
     pulses: str | None = option(
         None, "Weight change -> pulses: sign (one pulse per weight that moved), proportional (round(|dw|/dw_min), "
-        "NeuroSim) or stochastic (unbiased rounding). Default: sign for epoch updates, stochastic for batch updates.",
+        "half to even, capped), stochastic (unbiased rounding) or neurosim (round half away from zero, no cap: "
+        "Cell.cpp RealDevice::Write). Default: sign for epoch updates, stochastic for batch updates.",
         choices=tuple(PULSE_RULES), label="Pulse rule", symbol="pulses")
+    pulse_truncation: bool | None = protocol_option(
+        False, "With --pulses neurosim: NeuroSim's (int)((k/N) N), which applies k - 1 pulses where (k/N) N falls "
+        "one ulp below k (N = 97: k = 7, 14, 25, ...).", cli="switch")
     max_pulses: int | None = option(
-        None, "Most pulses one update may send to a device (default: N, a full sweep).", unit="pulses",
-        label="Max. pulses per update", symbol="max. pulses", minimum=1, maximum=1_000_000)
+        None, "Most pulses one update may send to a device (default: N, a full sweep; none for --pulses neurosim).",
+        unit="pulses", label="Max. pulses per update", symbol="max. pulses", minimum=1, maximum=1_000_000)
     count_pulses: bool | None = option(
-        None, "Log pulses applied and lost per layer and epoch. Default: on for epoch updates; off for batch updates, "
-        "where it costs about a third of the device update.", cli="switch", sweep=False)
+        None, "Log pulses applied and lost per layer and epoch, and the LTP and LTD pulses sent. Default: on for "
+        "epoch updates; off for batch updates, where it costs about a third of the device update.",
+        cli="switch", sweep=False)
     dataset: str = option(
         "mnist", "Training data (mnist falls back to the 5000-digit mnist-5k subset, loudly, without network).",
         choices=DATASETS, label="Dataset", symbol="dataset")
     data_dir: str | None = option(
         None, "Folder with the dataset files (else $DEVSIM_DATA_DIR, the Keras cache, or a download).", sweep=False)
-    epochs: int = option(20, "Training epochs.", label="Epochs", symbol="epochs", minimum=1, maximum=1_000_000)
-    batch_size: int = option(
+    images_per_epoch: int | None = option(
+        None, "Training images per epoch, drawn at random with replacement (reproducible by --seed; NeuroSim: 8000). "
+        "Unset: every training image once per epoch, shuffled.", unit="images", label="Images per epoch",
+        symbol="images/epoch", minimum=1, maximum=2**31 - 1)
+    epochs: int | None = protocol_option(
+        20, "Training epochs.", label="Epochs", symbol="epochs", minimum=1, maximum=1_000_000)
+    batch_size: int | None = protocol_option(
         32, "Mini-batch size.", unit="images", label="Batch size", symbol="batch", minimum=1, maximum=2**31 - 1)
-    lr: float = option(
+    train_loop: str | None = protocol_option(
+        "keras", "keras: Keras fit, one compiled step per mini-batch; compiled: all the updates of an epoch in one "
+        "XLA program (a loop over the mini-batches), much faster for small batches.", choices=TRAIN_LOOPS,
+        label="Training loop", symbol="loop")
+    lr: float | None = protocol_option(
         0.01, "Learning rate of the inner optimizer.", label="Learning rate", symbol="lr",
         minimum=0.0, exclusive_minimum=True, finite=True)
-    optimizer: str = option(
-        "sgd", "The Keras optimizer that proposes the float update.", choices=OPTIMIZERS, label="Optimizer",
-        symbol="optimizer")
+    layer_lr: tuple | None = option(
+        None, "Learning rate of each layer, first to last (NeuroSim: 0.4,0.2); replaces --lr. Needs a neurosim-* "
+        "optimizer.", cli="floats", label="Learning rate per layer", symbol="layer lr", minimum=0.0,
+        exclusive_minimum=True)
+    optimizer: str | None = protocol_option(
+        "sgd", "The optimizer that proposes the float update: a Keras optimizer, or one of NeuroSim's (Train.cpp, "
+        "their moment estimates updated once per epoch from the epoch's summed gradient).", choices=OPTIMIZERS,
+        label="Optimizer", symbol="optimizer")
+    loss: str | None = protocol_option(
+        "crossentropy", "crossentropy (of the output probabilities) or sse: the sum over outputs of (t - y)^2 "
+        "(NeuroSim's error signal, Train.cpp).", choices=LOSSES, label="Loss", symbol="loss")
     hidden: tuple | None = option(
         None, "Hidden layer widths, e.g. 128 or 256,128 (default 128; cifar10 256,128,64,32).", cli="widths",
         label="Hidden layer widths", symbol="hidden", maximum=1_000_000)
-    activation: str = option(
+    activation: str | None = protocol_option(
         "relu", "Hidden-layer activation (any Keras activation name).", label="Activation", symbol="activation")
+    output_activation: str | None = protocol_option(
+        "softmax", "Output-layer activation: softmax, or sigmoid (NeuroSim).", choices=OUTPUT_ACTIVATIONS,
+        label="Output activation", symbol="output")
     crop: int | None = option(
         None, "Keep the central CROP x CROP pixels (20: NeuroSim's 400 inputs).", unit="pixels",
         label="Input crop (pixels)", symbol="crop", minimum=1, maximum=32)
-    bias: bool = option(False, "Give the layers (float) biases; the original study had none.", cli="switch")
-    init: str = option(
-        "uniform", "Initial states: uniform random over all levels (the original study), or glorot-uniform weights "
-        "snapped to the nearest state.", choices=INITS, label="Initial states", symbol="init")
+    bias: bool | None = protocol_option(False, "Give the layers (float) biases; the original study had none.", cli="switch")
+    init: str | None = protocol_option(
+        "uniform", "Initial states: uniform random over all levels (the original study), glorot-uniform weights "
+        "snapped to the nearest state, or neurosim: weights (rand() % 7 - 3)/3 wmax (Mapping.cpp, glibc rand() "
+        "after srand(2 + seed)).", choices=INITS, label="Initial states", symbol="init")
+    gmin_offset: bool | None = protocol_option(
+        False, "NeuroSim's initial-mapping bug (Mapping.cpp WeightToConductance without + Gmin): every initial "
+        "conductance is Gmin/(Gmax - Gmin) = 1/(on_off - 1) lower, clipped at Gmin.", cli="switch")
+    snap_init: bool | None = protocol_option(
+        True, "Snap initial weights to the nearest device state; off: the initial conductances are floats "
+        "(NeuroSim).", cli="switch")
+    binarize: float | None = option(
+        None, "Input DAC of 1 bit: every input becomes 1 where x >= BINARIZE, else 0 (NeuroSim: 0.5).",
+        label="Input threshold", symbol="binarize", finite=True, group=PERIPHERY)
+    hidden_threshold: float | None = option(
+        None, "Hidden layers pass on 1 where their activation >= HIDDEN_THRESHOLD, else 0 (NeuroSim's Hthreshold "
+        "0.5); the backward pass uses the continuous activation.", label="Hidden threshold",
+        symbol="hidden threshold", finite=True, group=PERIPHERY)
+    adc_bits: int | None = option(
+        None, "ADC of the column sums: each column current and the reference current are floored in steps of "
+        "R (Imax - Imin)/(2^bits - 1) for R rows, not clipped (NeuroSim: 8). Unset: no quantization.", unit="bits",
+        label="ADC bits", symbol="ADC bits", minimum=1, maximum=24, group=PERIPHERY)
+    r_access: float | None = option(
+        None, "Access-transistor resistance in series with every read (NeuroSim 1T1R: 15e3); needs the device's "
+        "R_on (--r-on or a preset).", unit="Ohm", label=r"$R_\mathrm{access}$ (Ohm)", symbol=r"$R_\mathrm{access}$",
+        minimum=0.0, finite=True, group=PERIPHERY)
+    r_wire: float | None = option(
+        None, "Wire resistance per cell pitch, rows and columns (NeuroSim, 100 nm wires: about 0.48); the cell of "
+        "output j, input k of R rows sees (j + 1 + R - k) r_wire.", unit="Ohm per cell", label=r"$r_\mathrm{wire}$ (Ohm)",
+        symbol=r"$r_\mathrm{wire}$", minimum=0.0, finite=True, group=PERIPHERY)
     seed: int = option(
         0, "Seed of the initial states, the data order and every random draw.", label="Seed", symbol="seed",
         minimum=0, maximum=2**32 - 1)
@@ -204,6 +280,7 @@ class RunConfig(DeviceOptions):
 
     def __post_init__(self):
         self._check_fields()
+        self.protocol_fields, self.notes = self._resolve_protocol(), []
         if self.pulses is None:
             self.pulses = "sign" if self.update == "epoch" else "stochastic"
         if self.hidden is None:
@@ -221,8 +298,45 @@ class RunConfig(DeviceOptions):
                 _fail("--activation", f"unknown Keras activation {self.activation!r} (e.g. relu, tanh, sigmoid)")
         if self.name is not None:
             io.check_name("--name", self.name)
-        self.make_device()  # validates the device fields (and reads a device file) now
+        device = self.make_device()  # validates the device fields (and reads a device file) now
+        self._check_rules(device)
         self.run_name()
+
+    def _resolve_protocol(self) -> list:
+        """Fill the fields left at None from the protocol, then from their fallbacks; returns
+        the names the protocol set."""
+        from_protocol = []
+        fields = parameters(self)
+        for name, value in (PROTOCOLS[self.protocol] if self.protocol else {}).items():
+            if getattr(self, name) is None:
+                setattr(self, name, check(name, fields[name], value))
+                from_protocol.append(name)
+        for name, field in fields.items():
+            if getattr(self, name) is None and field.metadata.get(FALLBACK_FROM) == "protocol":
+                setattr(self, name, field.metadata[FALLBACK])
+        return from_protocol
+
+    def _check_rules(self, device):
+        """Rules between options (after the protocol is resolved); errors name the flag."""
+        if self.layer_lr is not None:
+            if not self.optimizer.startswith("neurosim-"):
+                _fail("--layer-lr", f"needs a neurosim-* optimizer (--optimizer), got {self.optimizer}")
+            if len(self.layer_lr) != len(self.hidden) + 1:
+                _fail("--layer-lr", f"needs one rate per layer ({len(self.hidden) + 1} for --hidden "
+                      f"{','.join(map(str, self.hidden))}), got {len(self.layer_lr)}")
+        if self.pulse_truncation and self.pulses != "neurosim":
+            _fail("--pulse-truncation", f"is a detail of --pulses neurosim, got --pulses {self.pulses}")
+        series = [o for o in ("r_access", "r_wire") if getattr(self, o)]
+        if series and device.r_on is None:
+            if all(o in self.protocol_fields for o in series):  # the protocol's default, not asked for
+                for o in series:
+                    setattr(self, o, None)
+                self.notes.append(f"the device has no R_on (--r-on): read without series resistance "
+                                  f"(protocol {self.protocol} sets {', '.join(flag(o) for o in series)})")
+            else:
+                _fail(flag(series[0]), "needs the device's R_on (--r-on, or a preset that has it)")
+        if self.mapping != "reference" and (self.r_access or self.r_wire or self.adc_bits):
+            _fail("--mapping", "the periphery reads (--adc-bits, --r-access, --r-wire) need --mapping reference")
 
     def _check_size(self):
         """Refuse a network that cannot fit in memory, before anything is allocated."""
@@ -244,20 +358,42 @@ class RunConfig(DeviceOptions):
 
         return ReferenceMapping(self.wmax) if self.mapping == "reference" else DifferentialMapping(self.wmax)
 
+    def periphery(self, device):
+        """The forward pass's periphery (`devsim.periphery.Periphery`) for ``device`` (identity when all off)."""
+        from devsim.periphery import Periphery
+
+        return Periphery(
+            hidden_threshold=self.hidden_threshold, adc_bits=self.adc_bits, r_access=self.r_access or 0.0,
+            r_wire=self.r_wire or 0.0, r_on=device.r_on, on_off=device.on_off, cell=device.cell, w_max=self.wmax,
+        )
+
     def run_name(self) -> str:
-        """``--name``, or ``<dataset>_<device>_<update>-<pulses>_s<seed>`` (a plain folder name, checked)."""
+        """``--name``, or ``<dataset>_<device>_<update>-<pulses>_s<seed>`` (``<dataset>_<device>_<protocol>_s<seed>``
+        with a protocol): a plain folder name, checked."""
         if self.name:
             return self.name
-        name = f"{self.dataset}_{self.device_slug()}_{self.update}-{self.pulses}_s{self.seed}"
+        how = self.protocol if self.protocol else f"{self.update}-{self.pulses}"
+        name = f"{self.dataset}_{self.device_slug()}_{how}_s{self.seed}"
         return io.check_name("--device (its name makes the run folder's; give --name)", name)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["hidden"] = list(self.hidden)
+        if self.layer_lr is not None:
+            d["layer_lr"] = list(self.layer_lr)
         return d
 
 
 document(RunConfig)
+
+IDENTITY = {
+    "protocol": None, "pulse_truncation": False, "images_per_epoch": None, "train_loop": "keras", "layer_lr": None,
+    "loss": "crossentropy", "output_activation": "softmax", "gmin_offset": False, "snap_init": True, "binarize": None,
+    "hidden_threshold": None, "adc_bits": None, "r_access": None, "r_wire": None, "nl_table": False,
+    "preset_levels": "states", "r_on": None, "cell": None,
+}
+"""Options added with the protocols (issue 9) and their values that change nothing: run hashes leave
+them out at these values, so earlier sweeps resume."""
 
 OPTION_FIELDS = {name: f for name, f in parameters(RunConfig).items()}
 """Every run option (name -> dataclass field with its `devsim.options.Spec`), in declaration order."""

@@ -61,7 +61,8 @@ def _curvature_problem(symbol):
     return check
 
 
-C2C_MODES = ("sqrt", "step")
+C2C_MODES = ("sqrt", "step", "neurosim")
+CELLS = ("1t1r", "fefet")
 DEVICE = "device"  # option group of the device fields
 
 
@@ -128,6 +129,8 @@ class ExpDevice(Device):
         stuck_gmin: fraction of devices stuck at Gmin.
         stuck_gmax: fraction of devices stuck at Gmax.
         read_noise: relative sigma of the read noise.
+        r_on: resistance at Gmax (Ohm), for series-resistance reads (`devsim.periphery`).
+        cell: ``"1t1r"`` or ``"fefet"`` (how series resistance enters the reads).
         name: preset or file name (metadata).
         source: where the parameters come from, e.g. a paper (metadata).
     """
@@ -152,10 +155,11 @@ class ExpDevice(Device):
         symbol="on/off", minimum=1.0, exclusive_minimum=True, group=DEVICE)
     c2c: float = option(
         0.0, "Cycle-to-cycle variation: each programming event of n pulses adds N(0, c2c sqrt(n)) to g "
-        "(c2c-mode sqrt, NeuroSim) or N(0, c2c |dg|) (step).", unit="sigma, fraction of the conductance range",
+        "(c2c-mode sqrt or neurosim) or N(0, c2c |dg|) (step).", unit="sigma, fraction of the conductance range",
         label="Cycle-to-cycle σ (fraction of range)", symbol="C2C σ", minimum=0.0, maximum=1.0, group=DEVICE)
     c2c_mode: str = option(
-        "sqrt", "How C2C noise scales with a programming event: sqrt (sigma sqrt(n), NeuroSim) or step (sigma |dg|).",
+        "sqrt", "How C2C noise scales with a programming event: sqrt (sigma sqrt(n)), step (sigma |dg|) or neurosim "
+        "(sigma sqrt(n) added to the curve's value before it is clipped to the bounds, as Cell.cpp does).",
         choices=C2C_MODES, label="C2C scaling", symbol="C2C", group=DEVICE)
     d2d: float = option(
         0.0, "Device-to-device variation of the nonlinearity: each device draws NL_LTP + N(0, d2d) and "
@@ -174,6 +178,14 @@ class ExpDevice(Device):
     read_noise: float = option(
         0.0, "Multiplicative read noise: every read returns G (1 + N(0, read_noise)); the stored g never changes.",
         unit="relative sigma", label="Read noise σ (relative)", symbol="read σ", minimum=0.0, maximum=1.0, group=DEVICE)
+    r_on: float | None = option(
+        None, "Resistance of a device at Gmax (1/Gmax), for reads with series resistance (--r-access, --r-wire).",
+        unit="Ohm", label=r"$R_\mathrm{on}$ (Ohm)", symbol=r"$R_\mathrm{on}$", minimum=0.0, exclusive_minimum=True,
+        finite=True, group=DEVICE)
+    cell: str = option(
+        "1t1r", "Cell type for reads with --r-access: 1t1r (the access resistance in series with every read) or "
+        "fefet (NeuroSim's FeFET flag: cells are read without it, the ADC bounds and weight read-back with it).",
+        choices=CELLS, label="Cell", symbol="cell", group=DEVICE)
     name: str | None = None
     source: str | None = None
 
@@ -309,13 +321,15 @@ class ExpDevice(Device):
             room = xp.where(self._linear_mask(up, xp), room_linear, room)
         return room
 
-    def _move(self, g, n, xp):
-        """Noise-free ``(g_new, lost)`` after signed pulses ``n`` (``n = 0`` not yet masked)."""
+    def _move(self, g, n, xp, clip=True):
+        """Noise-free ``(g_new, lost)`` after signed pulses ``n`` (``n = 0`` not yet masked);
+        ``clip=False`` leaves ``g_new`` where the curve goes, possibly past a bound."""
         up = n > 0
         k = xp.abs(n)
         h = xp.where(up, g, 1.0 - g)  # distance climbed from the bound the pulses leave
         h_new = self._climb(h, k, up, xp)
-        h_new = xp.clip(xp.where(h_new > 1.0 - _SNAP, 1.0, h_new), 0.0, 1.0)
+        if clip:
+            h_new = xp.clip(xp.where(h_new > 1.0 - _SNAP, 1.0, h_new), 0.0, 1.0)
         g_new = xp.where(up, h_new, 1.0 - h_new)
         relu = xp.relu if xp is ops else (lambda x: xp.maximum(x, 0.0))
         lost = relu(k - relu(xp.ceil(self._room(h, up, xp) - _AT_BOUND_TOL)))
@@ -340,13 +354,14 @@ class ExpDevice(Device):
         """
         g = ops.convert_to_tensor(g)
         n = ops.cast(n, g.dtype)
-        g_new, lost, k = self._move(g, n, ops)
+        before_clip = self.c2c > 0 and self.c2c_mode == "neurosim"
+        g_new, lost, k = self._move(g, n, ops, clip=not before_clip)
         if self.c2c > 0:
             if xi is None and seed is None:
                 raise ValueError("c2c > 0 needs a seed (a keras.random.SeedGenerator or int) for its noise")
             if xi is None:
                 xi = random.normal(noise_shape or ops.shape(g_new), dtype=g.dtype, seed=seed)
-            sigma = self.c2c * (ops.sqrt(k) if self.c2c_mode == "sqrt" else ops.abs(g_new - g))
+            sigma = self.c2c * (ops.abs(g_new - g) if self.c2c_mode == "step" else ops.sqrt(k))
             g_new = ops.clip(g_new + sigma * xi, 0.0, 1.0)
         g_new = ops.where(k == 0, g, g_new)
         return g_new, lost

@@ -65,3 +65,56 @@ class StateInitializer(keras.initializers.Initializer):
         config = dict(config)
         config["device"] = device_from_config(config["device"])
         return cls(**config)
+
+
+def glibc_rand(seed: int, count: int) -> np.ndarray:
+    """The first ``count`` values of glibc's ``rand()`` after ``srand(seed)`` (int64 array).
+
+    glibc's default generator is an additive lagged-Fibonacci one: ``s[0] = seed``
+    (0 counts as 1), ``s[i] = 16807 s[i-1] mod (2^31 - 1)`` for i < 31, ``s[i] =
+    s[i-31]`` for i = 31..33, then ``s[i] = s[i-3] + s[i-31] mod 2^32``; ``rand()``
+    returns ``s[i] >> 1`` from i = 344 on. MLP+NeuroSim draws its initial weights
+    with it (Mapping.cpp ``WeightInitialize``, after ``srand(2)``).
+    """
+    seed = int(seed) % 2**32 or 1
+    state = [seed]
+    for _ in range(1, 31):
+        state.append((16807 * state[-1]) % 2147483647)
+    state += state[:3]
+    out = np.empty(count, dtype=np.int64)
+    for i in range(310 + count):
+        value = (state[-3] + state[-31]) & 0xFFFFFFFF
+        state.append(value)
+        if len(state) > 64:
+            del state[:-34]
+        if i >= 310:
+            out[i - 310] = value >> 1
+    return out
+
+
+def neurosim_weights(shapes, seed: int = 0, w_max: float = 1.0) -> list:
+    """NeuroSim's initial weights ``(rand() % 7 - 3) / 3`` (Mapping.cpp ``WeightInitialize``).
+
+    ``srand(2 + seed)`` (seed 0 is NeuroSim's ``srand(2)``), then for each layer in
+    order, for each output ``j`` and each input ``k`` (k fastest), one draw:
+    values -1, -2/3, ..., 1, each with probability 1/7, times ``w_max``.
+
+    Args:
+        shapes: Keras kernel shapes ``(inputs, outputs)``, first layer first.
+
+    Returns:
+        float32 kernels of those shapes.
+    """
+    sizes = [int(np.prod(s)) for s in shapes]
+    draws = glibc_rand(2 + int(seed), sum(sizes))
+    out, start = [], 0
+    for shape, size in zip(shapes, sizes):
+        w = ((draws[start:start + size] % 7) - 3).astype(np.float64) / 3.0
+        out.append((w_max * w.reshape(shape[1], shape[0]).T).astype(np.float32))
+        start += size
+    return out
+
+
+def gmin_offset(device) -> float:
+    """NeuroSim's initial-mapping offset ``Gmin / (Gmax - Gmin) = 1 / (on_off - 1)`` (0 for on_off = inf)."""
+    return 0.0 if np.isinf(device.on_off) else 1.0 / (device.on_off - 1.0)

@@ -8,23 +8,38 @@ DEFAULT_HIDDEN = {"cifar10": (256, 128, 64, 32)}
 """Hidden layers per dataset when none are given; others use the study's (128,)."""
 
 
-def build_mlp(input_shape, hidden=(128,), activation="relu", classes=10, use_bias=False, crop=None, name="mlp"):
-    """[center crop] -> Flatten -> Dense(h, activation) for each h in `hidden` -> Dense(classes, softmax).
+def build_mlp(input_shape, hidden=(128,), activation="relu", classes=10, use_bias=False, crop=None, name="mlp",
+              output_activation="softmax", periphery=None, binarize=None):
+    """[center crop] -> [binarize] -> Flatten -> Dense(h, activation) for each h in `hidden` -> Dense(classes, softmax).
 
     The original study: ``build_mlp((28, 28), (128,), "relu", use_bias=False)``;
     NeuroSim's benchmark MLP (400-100-10) is ``build_mlp((28, 28), (100,),
-    "sigmoid", crop=20)``: the central 20x20 pixels, where MNIST's digits lie.
+    "sigmoid", crop=20, output_activation="sigmoid", binarize=0.5,
+    periphery=...)``: the central 20x20 pixels, where MNIST's digits lie.
     Layers are named ``dense_1``, ``dense_2``, ... so results name them stably.
+
+    Args:
+        periphery: a `devsim.periphery.Periphery`; unless it is the identity, the
+            layers are `devsim.periphery.AnalogDense` read through it (the first
+            without its hidden threshold). None: plain ``keras.layers.Dense``.
+        binarize: a 1-bit input DAC (`devsim.periphery.Binarize`) at this threshold.
     """
-    layers = input_layers(input_shape, crop)
-    for i, units in enumerate(hidden, start=1):
-        layers.append(keras.layers.Dense(units, activation=activation, use_bias=use_bias, name=f"dense_{i}"))
-    layers.append(keras.layers.Dense(classes, activation="softmax", use_bias=use_bias, name=f"dense_{len(hidden) + 1}"))
+    layers = input_layers(input_shape, crop, binarize)
+    sizes = [*hidden, classes]
+    for i, units in enumerate(sizes):
+        kwargs = dict(activation=activation if i < len(hidden) else output_activation, use_bias=use_bias,
+                      name=f"dense_{i + 1}")
+        if periphery is None or periphery.is_identity:
+            layers.append(keras.layers.Dense(units, **kwargs))
+        else:
+            from devsim.periphery import AnalogDense
+
+            layers.append(AnalogDense(units, periphery=periphery.layer(i), **kwargs))
     return keras.Sequential(layers, name=name)
 
 
-def input_layers(input_shape, crop=None):
-    """Input, the optional central crop, and Flatten: the layers before the first Dense."""
+def input_layers(input_shape, crop=None, binarize=None):
+    """Input, the optional central crop, the optional binarization and Flatten: the layers before the first Dense."""
     layers = [keras.Input(shape=tuple(input_shape))]
     if crop:
         h, w = input_shape[:2]
@@ -32,5 +47,9 @@ def input_layers(input_shape, crop=None):
         if len(input_shape) == 2:
             layers.append(keras.layers.Reshape((h, w, 1)))
         layers.append(keras.layers.Cropping2D(((top, h - crop - top), (left, w - crop - left)), name="crop"))
+    if binarize is not None:
+        from devsim.periphery import Binarize
+
+        layers.append(Binarize(binarize, name="binarize"))
     layers.append(keras.layers.Flatten())
     return layers

@@ -108,3 +108,58 @@ def a_d_from_label(label):
     """``A_d`` for a NeuroSim LTD label (``-L`` saturating, ``+L`` accelerating, 0 linear)."""
     label = np.asarray(label, dtype=np.float64)
     return _signed(np.asarray(a_from_nl(label)), label > 0)
+
+
+# NeuroSim's own label -> A conversion (MLP_NeuroSim_V3.0, formula.cpp getParamA): a table
+# of the normalized A of the labels 0.01 ... 9.00 to 6 decimals, looked up at index
+# (int)(|NL| * 100) - 1. It is regenerated here (not copied): NeuroSim's table uses an NL
+# unit of 0.07 sqrt(2) = 0.0989949..., 5e-7 relative from NL_UNIT above.
+
+NEUROSIM_NL_UNIT = 0.07 * np.sqrt(2.0)
+"""The NL unit that reproduces getParamA's table to all its 6 decimals."""
+
+
+def neurosim_table() -> np.ndarray:
+    """getParamA's table: ``round(A(0.01 (i + 1)), 6)`` for i = 0..899 (read-only float64)."""
+    global _TABLE
+    if _TABLE is None:
+        labels = np.round(np.arange(1, 901) * 0.01, 2)
+        table = np.round(np.asarray(a_from_nl(labels * (NEUROSIM_NL_UNIT / NL_UNIT))), 6)
+        table.setflags(write=False)
+        _TABLE = table
+    return _TABLE
+
+
+_TABLE = None
+
+
+def table_index(label):
+    """getParamA's index ``(int)(|NL| * 100) - 1`` (a double product, truncated), clamped to [0, 899].
+
+    ``0.29 * 100`` is ``28.999999999999996``, so 0.29 gets the A of 0.28; 0.105 gets 0.10's.
+    """
+    label = np.asarray(label, dtype=np.float64)
+    return np.clip(np.trunc(np.abs(label) * 100.0).astype(np.int64) - 1, 0, 899)
+
+
+def neurosim_a(label):
+    """getParamA(NL): NeuroSim's signed normalized A, ``+table`` for NL > 0 and ``-table`` otherwise.
+
+    A label of 0 is index 0 with the sign ``-``: A = -126.27, not linear (NeuroSim's
+    linear device is its ``nonlinearWrite = false``).
+    """
+    label = np.asarray(label, dtype=np.float64)
+    out = np.where(label > 0, 1.0, -1.0) * neurosim_table()[table_index(label)]
+    return out[()] if out.ndim == 0 else out
+
+
+def a_p_from_label_table(label):
+    """``A_p`` of an LTP label through NeuroSim's table (``A_p = getParamA(NL_LTP)``)."""
+    return neurosim_a(label)
+
+
+def a_d_from_label_table(label):
+    """``A_d`` of an LTD label through NeuroSim's table (``A_d = -getParamA(NL_LTD)``: devsim's
+    depression curvature has the opposite sign of NeuroSim's LTD A)."""
+    out = -np.asarray(neurosim_a(label))
+    return out[()] if out.ndim == 0 else out

@@ -96,6 +96,10 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
             independent copies trained together (`devsim.stacked`): random
             draws are shared across them, so each copy sees exactly the draws
             it would see alone, and pulse counts are kept per copy.
+        snap_initial: put each device variable's initial value on the nearest
+            device state when the optimizer is built (False: its conductance is
+            the float value the variable maps to, NeuroSim's initial states).
+        pulse_truncation: NeuroSim's ``(int)((k/N) N)`` in ``pulses="neurosim"``.
         count_pulses: count, per layer, the pulses applied and those lost at
             the bounds (`pulse_counts`). None: count for ``update="epoch"``,
             where it is free, not for ``update="batch"``, where the extra pass
@@ -117,6 +121,8 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         jit_compile: bool = True,
         stack_axes: int = 0,
         count_pulses: bool | None = None,
+        snap_initial: bool = True,
+        pulse_truncation: bool = False,
         name: str = "device_optimizer",
     ):
         super().__init__(learning_rate=0.0, name=name)
@@ -144,6 +150,7 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         self.stack_axes = int(stack_axes)
         self.jit_compile = bool(jit_compile)
         self.count_pulses = update == "epoch" if count_pulses is None else bool(count_pulses)
+        self.snap_initial, self.pulse_truncation = bool(snap_initial), bool(pulse_truncation)
 
     def device_for(self, variable) -> Device:
         """The device model of a device-mapped variable."""
@@ -181,6 +188,7 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
             DeviceTile(
                 v, self.device_for(v), self.mapping, self.pulses, self.max_pulses, index=i, seed=self.seed,
                 stack_axes=self.stack_axes, count_pulses=self.count_pulses, read_noise_in_steps=self.update == "batch",
+                snap_initial=self.snap_initial, pulse_truncation=self.pulse_truncation,
             )
             for i, v in enumerate(v for v in var_list if self._includes(v))
         ]
@@ -344,6 +352,8 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
             "jit_compile": self.jit_compile,
             "stack_axes": self.stack_axes,
             "count_pulses": self.count_pulses,
+            "snap_initial": self.snap_initial,
+            "pulse_truncation": self.pulse_truncation,
         }
 
     @classmethod

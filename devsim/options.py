@@ -59,7 +59,8 @@ class Spec:
             the device field ``a_p``); default: the field name.
         cli: kind of command-line option: ``"value"``, ``"switch"``
             (``--bias/--no-bias``), ``"flag"`` (``--linear``), ``"widths"``
-            (``128,64``), or None for parameters that are not options.
+            (``128,64``), ``"floats"`` (a list of numbers, ``0.4,0.2``), or None
+            for parameters that are not options.
         sweep: whether `devsim sweep` may list several values.
         group: heading the option is listed under in ``--help`` and README.
     """
@@ -159,6 +160,15 @@ def check(name: str, field: dataclasses.Field, value):
             raise FieldError(name, f"must be text, got {value!r}")
         if spec.choices and value not in spec.choices:
             raise FieldError(name, f"unknown value {value!r}; choose from {', '.join(spec.choices)}")
+    elif kind is tuple and spec.cli == "floats":
+        try:
+            array = np.asarray(value, dtype=np.float64).ravel()
+        except (TypeError, ValueError):
+            raise FieldError(name, f"must be a list of numbers such as 0.4,0.2, got {value!r}") from None
+        if isinstance(value, str) or array.size == 0 or not np.all(np.isfinite(array)):
+            raise FieldError(name, f"must be a list of finite numbers such as 0.4,0.2, got {value!r}")
+        _check_bounds(name, spec, array, f"a list of numbers each {describe_allowed(spec, float)[len('a number '):]}", value)
+        value = tuple(float(v) for v in array)
     elif kind is tuple:
         if isinstance(value, str) or not all(_is_int(v) for v in np.ravel(np.asarray(value, dtype=object))):
             raise FieldError(name, f"must be layer widths (positive integers) such as 128 or 256,128, got {value!r}")
@@ -256,10 +266,14 @@ def parse(field: dataclasses.Field, text: str, name: str):
             return int(stripped)
         if kind is bool:
             return {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}[stripped.lower()]
+        if kind is tuple and spec_of(field).cli == "floats":
+            return tuple(float(x) for x in stripped.split(","))
         if kind is tuple:
             return tuple(int(x) for x in stripped.replace("x", ",").split(","))
     except (ValueError, KeyError):
         noun = {float: "number", int: "integer", bool: "true/false value", tuple: "list of layer widths"}[kind]
+        if kind is tuple and spec_of(field).cli == "floats":
+            noun = "list of numbers"
         raise FieldError(name, f"{text!r} is not a valid {noun}") from None
     return stripped
 
@@ -304,11 +318,23 @@ def help_text(spec: Spec, default=None, kind=None) -> str:
 FALLBACK = "devsim_fallback"
 """Metadata key of an override field's value when it is not given (a device option: `ExpDevice`'s default)."""
 
+FALLBACK_FROM = "devsim_fallback_from"
+"""Metadata key of what an override field overrides: ``"preset"`` (device options, the default) or
+``"protocol"`` (options a training protocol may set, `devsim.protocols`)."""
+
+
+def protocol_option(fallback, help: str, **spec):
+    """A field a protocol (``--protocol``) may set: default None, resolved to the protocol's value, else ``fallback``."""
+    return dataclasses.field(default=None, metadata={SPEC: Spec(help=help, **spec), FALLBACK: fallback,
+                                                     FALLBACK_FROM: "protocol"})
+
 
 def default_text(field) -> str:
     """The default as a reader sees it: ``0.01``, or ``preset's, else 0`` for device overrides ("" for none)."""
     if FALLBACK in field.metadata:
         fallback = format_default(field.metadata[FALLBACK])
+        if field.metadata.get(FALLBACK_FROM) == "protocol":
+            return f"`{fallback}` (protocol's if set)" if fallback else "(protocol's if set)"
         return f"preset's, else `{fallback}`" if fallback else "preset's"
     default = format_default(field.default)
     return f"`{default}`" if default else ""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from devsim import io
+from devsim import io, nonlinearity
 from devsim.devices import ExpDevice, device_from_config
 from devsim.errors import ConfigError
 
@@ -35,7 +35,11 @@ class Preset:
         on_off: Gmax/Gmin.
         c2c: cycle-to-cycle sigma, fraction of the conductance range.
         neurosim_accuracy: online MNIST accuracy NeuroSim reports (fraction).
+        r_on: R_on of Table II (Ohm): Gmax = 1 / R_on.
         note: how a table entry was read, where it needed reading.
+        levels_ltd: LTD levels where NeuroSim's own code differs from the table (Ag:a-Si: the
+            100 of Cell.cpp's RealDevice); used with ``levels="neurosim"`` only.
+        cell: ``"fefet"`` for a FeFET cell (NeuroSim's ``FeFET`` flag), else ``"1t1r"``.
     """
 
     key: str
@@ -47,27 +51,49 @@ class Preset:
     on_off: float
     c2c: float
     neurosim_accuracy: float
+    r_on: float | None = None
     note: str = ""
+    levels_ltd: int | None = None
+    cell: str = "1t1r"
 
-    def to_device(self) -> ExpDevice:
-        return ExpDevice.from_nl(
-            self.nl_ltp, self.nl_ltd, self.levels, on_off=self.on_off, c2c=self.c2c, name=self.key,
-            source=f"{self.device}, {self.source} (MLP+NeuroSim V3.0 manual, Table II)",
+    def to_device(self, levels: str = "states", nl_table: bool = False) -> ExpDevice:
+        """The preset as a device.
+
+        Args:
+            levels: ``"states"`` (devsim's reading: the table's levels are the states, N =
+                levels - 1 pulses per sweep, both branches alike) or ``"neurosim"``
+                (NeuroSim's: the levels are ``maxNumLevel``, the pulses of a full sweep, so
+                states = levels + 1; Ag:a-Si's LTD has the 100 of NeuroSim's Cell.cpp).
+            nl_table: convert the labels through NeuroSim's table (formula.cpp getParamA)
+                instead of exactly (`devsim.nonlinearity.neurosim_a`).
+        """
+        if levels == "neurosim":
+            states, states_ltd = self.levels + 1, (self.levels_ltd or self.levels) + 1
+        else:
+            states = states_ltd = self.levels
+        if nl_table:
+            a_p, a_d = float(nonlinearity.a_p_from_label_table(self.nl_ltp)), float(nonlinearity.a_d_from_label_table(self.nl_ltd))
+        else:
+            a_p, a_d = float(nonlinearity.a_p_from_label(self.nl_ltp)), float(nonlinearity.a_d_from_label(self.nl_ltd))
+        return ExpDevice(
+            a_p, a_d, states, states_ltd=states_ltd, on_off=self.on_off, c2c=self.c2c, r_on=self.r_on, cell=self.cell,
+            name=self.key, source=f"{self.device}, {self.source} (MLP+NeuroSim V3.0 manual, Table II)",
         )
 
 
 PRESETS = {
     p.key: p
     for p in [
-        Preset("ag-si", "Ag:a-Si", "Jo et al., Nano Lett. 2010", 97, 2.4, -4.88, 12.5, 0.035, 0.72),
-        Preset("taox-hfox", "TaOx/HfOx", "Wu et al., VLSI 2018", 128, 0.04, -0.63, 10.0, 0.037, 0.80),
-        Preset("pcmo", "PCMO", "Park et al., IEDM 2013", 50, 3.68, -6.76, 6.84, 0.01, 0.33, "C2C '<1 %' taken as 1 %"),
-        Preset("alox-hfo2", "AlOx/HfO2", "Woo et al., IEEE EDL 2016", 40, 1.94, -0.61, 4.43, 0.05, 0.20),
-        Preset("gst-pcm", "GST PCM", "Kuzum et al., Nano Lett. 2011", 100, 0.105, 2.4, 19.8, 0.015, 0.89,
+        Preset("ag-si", "Ag:a-Si", "Jo et al., Nano Lett. 2010", 97, 2.4, -4.88, 12.5, 0.035, 0.72, 26e6,
+               levels_ltd=100),
+        Preset("taox-hfox", "TaOx/HfOx", "Wu et al., VLSI 2018", 128, 0.04, -0.63, 10.0, 0.037, 0.80, 100e3),
+        Preset("pcmo", "PCMO", "Park et al., IEDM 2013", 50, 3.68, -6.76, 6.84, 0.01, 0.33, 23e6, "C2C '<1 %' taken as 1 %"),
+        Preset("alox-hfo2", "AlOx/HfO2", "Woo et al., IEEE EDL 2016", 40, 1.94, -0.61, 4.43, 0.05, 0.20, 16.9e3),
+        Preset("gst-pcm", "GST PCM", "Kuzum et al., Nano Lett. 2011", 100, 0.105, 2.4, 19.8, 0.015, 0.89, 4.71e3,
                "levels '100-120' taken as 100"),
-        Preset("epiram", "EpiRAM (Ag:SiGe)", "Choi et al., Nat. Mater. 2018", 64, 0.5, -0.5, 50.2, 0.02, 0.92),
-        Preset("hzo-fefet", "HZO FeFET", "Jerry et al., IEDM 2017", 32, 1.75, 1.46, 45.0, 0.005, 0.88,
-               "C2C '<0.5 %' taken as 0.5 %"),
+        Preset("epiram", "EpiRAM (Ag:SiGe)", "Choi et al., Nat. Mater. 2018", 64, 0.5, -0.5, 50.2, 0.02, 0.92, 81e3),
+        Preset("hzo-fefet", "HZO FeFET", "Jerry et al., IEDM 2017", 32, 1.75, 1.46, 45.0, 0.005, 0.88, 559.28e3,
+               "C2C '<0.5 %' taken as 0.5 %", cell="fefet"),
     ]
 }
 
@@ -77,14 +103,17 @@ def save_device(device: ExpDevice, path) -> None:
     io.write_json(path, device.get_config())
 
 
-def load_device(spec: str, option: str = "--device") -> ExpDevice:
+def load_device(spec: str, option: str = "--device", levels: str = "states", nl_table: bool = False) -> ExpDevice:
     """A preset name (``ag-si``) or a device JSON file (``mydevice.json``).
+
+    ``levels`` and ``nl_table`` say how a preset's table entries are read (`Preset.to_device`);
+    a file's fields are taken as they are.
 
     Raises:
         ConfigError: one line naming ``option`` and what is allowed.
     """
     if spec in PRESETS:
-        return PRESETS[spec].to_device()
+        return PRESETS[spec].to_device(levels, nl_table)
     path = Path(spec)
     if not path.suffix == ".json" and not path.exists():
         raise ConfigError(f"{option}: unknown device {spec!r}; use a preset ({', '.join(PRESETS)}) or a .json file")

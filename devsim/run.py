@@ -32,13 +32,14 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from devsim import io, plots
+from devsim import io, losses, plots
 from devsim.callbacks import ProgramDevices
 from devsim.config import RunConfig
 from devsim.data import load_dataset
-from devsim.initializers import initial_states
+from devsim.initializers import gmin_offset, initial_states, neurosim_weights
 from devsim.mapping import ReferenceMapping
 from devsim.models import build_mlp
+from devsim.online import CompiledLoop, epoch_indices
 from devsim.optimizer import DeviceOptimizer
 
 MODEL_LABELS = {"linear": "linear device", "float": "float (ideal)"}
@@ -117,6 +118,35 @@ def _history_csv(rows) -> str:
     return buf.getvalue()
 
 
+def _initial_kernels(model_name, device, level_device, config, states):
+    """The initial kernel values of one model: from state indices ``p`` (uniform, glorot) or,
+    for ``init="neurosim"``, from NeuroSim's weights; the Gmin offset lowers device conductances."""
+    mapping = ReferenceMapping(config.wmax)
+    kernels = []
+    for s in states:
+        if config.init == "neurosim":
+            if device is None:  # NeuroSim's software mode starts from the drawn weights themselves
+                kernels.append(s)
+                continue
+            g = np.asarray(mapping.conductances(s))
+        else:
+            g = np.asarray(level_device.level(s.astype(np.float32)))
+        if config.gmin_offset and device is not None:
+            g = np.maximum(g - np.float32(gmin_offset(level_device)), 0.0)
+        kernels.append(np.asarray(mapping.weights(g), np.float32))
+    return kernels
+
+
+def _optimizer(config, steps_per_epoch, software):
+    """The inner optimizer: a Keras optimizer, or one of NeuroSim's (per-layer rates)."""
+    if config.optimizer.startswith("neurosim-"):
+        from devsim.neurosim_optimizers import NeuroSimOptimizer
+
+        return NeuroSimOptimizer(config.optimizer.removeprefix("neurosim-"), config.layer_lr or (config.lr,),
+                                 steps_per_epoch=steps_per_epoch, clip=config.wmax if software else None)
+    return keras.optimizers.get({"class_name": config.optimizer, "config": {"learning_rate": config.lr}})
+
+
 def _train_model(model_name, device, level_device, config, data, states_p, on_row):
     """Build, initialize (state ``p`` -> ``level_device.level(p)``) and train one model.
 
@@ -125,33 +155,68 @@ def _train_model(model_name, device, level_device, config, data, states_p, on_ro
     """
     keras.utils.set_random_seed(config.seed)
     mapping = config.weight_mapping()
+    periphery = config.periphery(level_device) if device is not None else None  # float: the ideal forward pass
     model = build_mlp(
-        data.x_train.shape[1:], config.hidden, config.activation, use_bias=config.bias, crop=config.crop, name=f"mlp_{model_name}"
+        data.x_train.shape[1:], config.hidden, config.activation, use_bias=config.bias, crop=config.crop,
+        name=f"mlp_{model_name}", output_activation=config.output_activation, periphery=periphery,
+        binarize=config.binarize,
     )
-    for layer, p in zip([l for l in model.layers if hasattr(l, "kernel")], states_p):
-        g = level_device.level(p.astype(np.float32))
-        layer.kernel.assign(ReferenceMapping(config.wmax).weights(g))
-    inner = keras.optimizers.get({"class_name": config.optimizer, "config": {"learning_rate": config.lr}})
+    for layer, kernel in zip([l for l in model.layers if hasattr(l, "kernel")],
+                             _initial_kernels(model_name, device, level_device, config, states_p)):
+        layer.kernel.assign(kernel)
+    n_train = len(data.y_train)
+    images = config.images_per_epoch or n_train
+    steps_per_epoch = images // config.batch_size if config.train_loop == "compiled" else -(-images // config.batch_size)
+    inner = _optimizer(config, max(steps_per_epoch, 1), software=device is None)
     callbacks = []
     if device is None:
         optimizer = inner
     else:
         optimizer = DeviceOptimizer(
             inner, device, mapping, pulses=config.pulses, max_pulses=config.max_pulses, update=config.update, seed=config.seed,
-            count_pulses=config.count_pulses,
+            count_pulses=config.count_pulses, snap_initial=config.snap_init, pulse_truncation=config.pulse_truncation,
         )
         callbacks.append(ProgramDevices())
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    loss = losses.get(config.loss)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
     keras.utils.set_random_seed(config.seed)  # the data order depends on the seed alone
     recorder = EpochRecorder(model_name, data, config.eval_batch_size, on_row, eval_callbacks=callbacks[:1])
     callbacks.append(recorder)
-    model.fit(
-        data.x_train, data.y_train, epochs=config.epochs, batch_size=config.batch_size, shuffle=True, verbose=0, callbacks=callbacks
-    )
+    if config.train_loop == "compiled":
+        _fit_compiled(model, loss, config, data, callbacks)
+    elif config.images_per_epoch is not None:
+        for epoch in range(config.epochs):
+            idx = epoch_indices(n_train, epoch, config.seed, config.images_per_epoch)
+            model.fit(data.x_train[idx], data.y_train[idx], epochs=epoch + 1, initial_epoch=epoch,
+                      batch_size=config.batch_size, shuffle=False, verbose=0, callbacks=callbacks)
+            if model.stop_training:
+                break
+    else:
+        model.fit(
+            data.x_train, data.y_train, epochs=config.epochs, batch_size=config.batch_size, shuffle=True, verbose=0,
+            callbacks=callbacks,
+        )
     arrays = {f"w_{l.name}": l.kernel.numpy() for l in model.layers if hasattr(l, "kernel")}
     if device is not None:
         arrays.update({f"g_{k}": v for k, v in optimizer.device_states().items()})
     return recorder.status, arrays
+
+
+def _fit_compiled(model, loss, config, data, callbacks):
+    """``model.fit`` with every update of an epoch in one XLA program (`devsim.online.CompiledLoop`);
+    the callbacks see the usual epoch events."""
+    model.optimizer.build(model.trainable_variables)
+    loop = CompiledLoop(model, loss, data.x_train, data.y_train, config.batch_size)
+    history = keras.callbacks.CallbackList(callbacks, model=model)
+    history.on_train_begin()
+    for epoch in range(config.epochs):
+        history.on_epoch_begin(epoch)
+        idx = epoch_indices(len(data.y_train), epoch, config.seed, config.images_per_epoch)
+        logs = loop.run_epoch(idx)
+        history.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    history.on_train_end()
 
 
 class RunFolder:
@@ -178,6 +243,8 @@ class RunFolder:
             "models": list(models),
             "seed": config.seed,
             "dataset": data.info(),
+            "protocol_fields": list(getattr(config, "protocol_fields", [])),
+            "notes": list(getattr(config, "notes", [])),
             "versions": versions(),
             "status": "running",
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -221,8 +288,11 @@ class RunFolder:
 
 
 def initial_pulse_states(config, device, input_shape):
-    """The initial state index ``p`` of every kernel (shared by a run's models)."""
+    """The initial state index ``p`` of every kernel (shared by a run's models); for
+    ``init="neurosim"`` the initial weights themselves."""
     shapes = _kernel_shapes(input_shape, config.hidden, config.crop)
+    if config.init == "neurosim":
+        return neurosim_weights(shapes, config.seed, config.wmax)
     return [initial_states(shape, device, config.init, seed=config.seed + i, w_max=config.wmax) for i, shape in enumerate(shapes)]
 
 
@@ -254,11 +324,14 @@ def _run(config, device, data, echo, warn):
         if not device.is_linear:
             models["linear"] = linear_twin(device)
         models["float"] = None
+    for note in getattr(config, "notes", []):
+        warn(f"NOTE: {note}")
     folder = RunFolder(config, device, data, models, echo, warn)
     states_p = initial_pulse_states(config, device, data.x_train.shape[1:])
     for name, dev in models.items():
         what = device.describe() if name == "device" else MODEL_LABELS[name]
-        echo(f"training {name} model ({what}) on {data.name}, {config.update} updates, {config.pulses} pulses")
+        how = f"protocol {config.protocol}" if config.protocol else f"{config.update} updates, {config.pulses} pulses"
+        echo(f"training {name} model ({what}) on {data.name}, {how}")
         status, arrays = _train_model(name, dev, dev or linear_twin(device), config, data, states_p, folder.add_row)
         folder.save_states(name, status, arrays)
     return folder.finish()

@@ -114,6 +114,10 @@ def stack_key(config) -> tuple | None:
     device = config.make_device()
     if config.baselines or config.mapping != "reference" or device.needs_sampling:
         return None
+    from devsim.config import IDENTITY
+
+    if any(getattr(config, k) != v for k, v in IDENTITY.items() if k not in ("r_on", "cell", "nl_table", "preset_levels")):
+        return None  # protocols, periphery reads, other losses and loops: trained alone
     d = {k: v for k, v in config.to_dict().items() if k not in (*CURVATURE_FIELDS, "out", "name")}
     return tuple(sorted((k, repr(v)) for k, v in d.items()))
 

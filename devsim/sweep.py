@@ -66,7 +66,7 @@ def parse_value(field: str, text, option=None):
 def parse_list(field: str, text: str, option=None) -> list:
     """``"0.1,0.5,inf"`` -> ``[0.1, 0.5, inf]``. Hidden-layer lists are separated by ``/``
     (``--hidden 64/128/256,128``), everything else by commas."""
-    parts = text.split("/") if field == "hidden" else text.split(",")
+    parts = text.split("/") if field in ("hidden", "layer_lr") else text.split(",")
     return [parse_value(field, p.strip(), option) for p in parts if p.strip()]
 
 
@@ -185,7 +185,10 @@ class Sweep:
 
 def run_hash(config) -> str:
     """Stable 12-hex-digit hash of everything that defines a run (not where it is written)."""
-    d = {k: _canonical(v) for k, v in config.to_dict().items() if k not in ("out", "name")}
+    from devsim.config import IDENTITY
+
+    d = {k: _canonical(v) for k, v in config.to_dict().items()
+         if k not in ("out", "name") and not (k in IDENTITY and v == IDENTITY[k])}
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 

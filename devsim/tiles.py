@@ -68,13 +68,17 @@ class DeviceTile:
         count_pulses: keep the pulse counters.
         read_noise_in_steps: draw read noise on every update (batch updates:
             the next forward pass reads the devices afresh).
+        snap_initial: put the variable's initial value on the nearest device
+            state (else its conductance is taken as a float, unquantized).
+        pulse_truncation: NeuroSim's ``(int)((k/N) N)`` in the ``neurosim`` rule.
     """
 
     kind = "device"
 
     def __init__(self, variable, device, mapping, pulses, max_pulses, index, seed, stack_axes=0, count_pulses=False,
-                 read_noise_in_steps=True):
+                 read_noise_in_steps=True, snap_initial=True, pulse_truncation=False):
         self.variable, self.device, self.mapping = variable, device, mapping
+        self.snap_initial, self.pulse_truncation = bool(snap_initial), bool(pulse_truncation)
         self.rule, self.pulses, self.max_pulses = PULSE_RULES[pulses], pulses, max_pulses
         self.index, self.seed, self.stack_axes = index, int(seed), int(stack_axes)
         self.count_pulses, self.read_noise_in_steps = bool(count_pulses), bool(read_noise_in_steps)
@@ -85,10 +89,13 @@ class DeviceTile:
 
     def build(self, optimizer):
         """Draw the devices, create the state variables (through ``optimizer.add_variable``) and
-        put the variable on the devices: its value snapped to the nearest state, then read back."""
+        put the variable on the devices: its value snapped to the nearest state (unless
+        ``snap_initial`` is off), then read back."""
         shape = self.mapping.state_shape(self.variable.shape)
         self.population = self.device.sample(shape, seed=[self.seed, self.index])  # D2D draws, fixed for life
-        _, g0 = self.population.nearest_state(self.mapping.conductances(ops.cast(self.variable.value, "float32")))
+        g0 = self.mapping.conductances(ops.cast(self.variable.value, "float32"))
+        if self.snap_initial:
+            _, g0 = self.population.nearest_state(g0)
         g0 = self.population.stuck_values(g0)
         self.conductance = optimizer.add_variable(
             shape=shape, initializer=lambda shape, dtype: ops.cast(g0, dtype), dtype="float32",
@@ -98,6 +105,8 @@ class DeviceTile:
         copies = tuple(self.variable.shape[: self.stack_axes])
         self.applied = optimizer.add_variable(copies, "zeros", "int64", name=f"{self.layer}_pulses")
         self.lost = optimizer.add_variable(copies, "zeros", "int64", name=f"{self.layer}_lost")
+        self.ltp = optimizer.add_variable(copies, "zeros", "int64", name=f"{self.layer}_pulses_ltp")
+        self.ltd = optimizer.add_variable(copies, "zeros", "int64", name=f"{self.layer}_pulses_ltd")
 
     def state(self) -> dict:
         """The tile's device state as numpy arrays: ``{"g": conductances}``."""
@@ -134,13 +143,27 @@ class DeviceTile:
         dw = ops.cast(self.variable.value - anchor, "float32")
         population = self.population
         max_pulses = population.num_pulses if self.max_pulses is None else self.max_pulses
-        n = self.mapping.route(self.rule(dw, self.mapping.dw_min(population, dw), max_pulses, u=u))
+        n = self.mapping.route(self._pulses(dw, population, u))
         g_new, n_lost = population.apply_pulses(g_old, n, xi=xi_c2c)
         if self.count_pulses:
             self.applied.assign_add(self._count(ops.abs(n) - n_lost))
             self.lost.assign_add(self._count(n_lost))
+            self.ltp.assign_add(self._count(ops.relu(n)))
+            self.ltd.assign_add(self._count(ops.relu(-n)))
         self.conductance.assign(g_new)
         self.variable.assign(ops.cast(self.mapping.weights(population.read(g_new, xi=xi_read)), self.variable.dtype))
+
+    def _pulses(self, dw, population, u):
+        """Signed pulses per weight for the weight change ``dw``, by the tile's rule."""
+        dw_min = self.mapping.dw_min(population, dw)
+        if self.pulses == "neurosim":  # NeuroSim: no cap, (|dw| / w_range) N in double precision
+            n_p, n_d = population.num_pulses, population.num_pulses_ltd
+            levels = n_p if n_p == n_d else ops.where(dw > 0, float(n_p), float(n_d))
+            w_range = 2.0 * self.mapping.w_max if self.mapping.name == "reference" else None
+            return self.rule(dw, dw_min, self.max_pulses, levels=levels, w_range=w_range,
+                             truncation=self.pulse_truncation)
+        max_pulses = population.num_pulses if self.max_pulses is None else self.max_pulses
+        return self.rule(dw, dw_min, max_pulses, u=u)
 
     def program_drift(self, step):
         """Epoch updates: program the drift ``w - weights(read(g))`` since the last programming."""
@@ -158,9 +181,11 @@ class DeviceTile:
                                       self.variable.dtype))
 
     def pulse_counts(self, reset=False) -> dict:
-        """``{"pulses_applied_<layer>": n, "pulses_lost_<layer>": n}`` (per copy when stacked)."""
+        """``{"pulses_applied_<layer>": n, "pulses_lost_<layer>": n, "pulses_ltp_<layer>": n,
+        "pulses_ltd_<layer>": n}`` (per copy when stacked); LTP and LTD are the pulses sent
+        in each direction, applied or lost."""
         counts = {}
-        for key, var in (("applied", self.applied), ("lost", self.lost)):
+        for key, var in (("applied", self.applied), ("lost", self.lost), ("ltp", self.ltp), ("ltd", self.ltd)):
             value = var.numpy()
             counts[f"pulses_{key}_{self.layer}"] = int(value) if value.ndim == 0 else value.copy()
             if reset:
