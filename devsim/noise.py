@@ -39,6 +39,19 @@ def _bits(shape, key):
     return _mix(_mix(index * _u32(_GOLDEN) + key) ^ key)
 
 
+def _bits_at(index, key_):
+    """The 32 random bits `_bits` gives the elements at flat positions ``index`` (any int tensor)."""
+    index = ops.cast(index, "uint32")
+    return _mix(_mix(index * _u32(_GOLDEN) + key_) ^ key_)
+
+
+def normal_at(index, key_):
+    """The standard normals `normal` gives the elements at flat positions ``index``: the same
+    numbers as ``ops.take(normal(shape, key_).ravel(), index)``, computed for those elements only."""
+    bits = ops.right_shift(_bits_at(index, key_), _u32(9))
+    return _inverse_normal_cdf((ops.cast(bits, "float32") + 0.5) * (1.0 / 2**23))
+
+
 def key(seed: int, step, stream: int):
     """A uint32 key from the run's seed, a step counter (tensor) and a stream number."""
     base = _mix(_u32((seed * 0x85EBCA6B + stream * 0xC2B2AE35) & 0xFFFFFFFF))

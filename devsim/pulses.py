@@ -11,12 +11,16 @@ change of one pulse of a linear device (see :mod:`devsim.mapping`)::
     neurosim:      n = sign(dw) * round_half_up(|dw| / dw_min)   # no cap (max_pulses None)
 
 ``neurosim`` is MLP+NeuroSim V3.0's rule (Cell.cpp ``RealDevice::Write`` with
-formula.cpp ``truncate``), computed in double precision as NeuroSim does;
-with ``truncation=True`` it keeps NeuroSim's ``(int)((k/N) N)``, which gives
-``k - 1`` where ``(k/N) N`` falls one ulp below ``k``.
+formula.cpp ``truncate``); with ``truncation=True`` it keeps NeuroSim's
+``(int)((k/N) N)`` in C doubles, which gives ``k - 1`` where ``(k/N) N``
+falls one ulp below ``k`` (N = 97: k = 7, 14, 25, ...).
 """
 
 from __future__ import annotations
+
+import functools
+
+import numpy as np
 
 from devsim.lazy import ops, random
 
@@ -48,29 +52,51 @@ def stochastic_pulses(dw, dw_min, max_pulses, seed=None, noise_shape=None, u=Non
     return ops.sign(dw) * ops.minimum(n, max_pulses)
 
 
+QUIRK_TABLE_SIZE = 1 << 14
+"""Requests up to this many pulses get NeuroSim's ``(int)((k/N) N)`` exactly (a table per N);
+larger ones (never seen in practice) are applied as requested."""
+
+
+@functools.cache
+def truncation_table(num_pulses: int) -> np.ndarray:
+    """``1`` where NeuroSim's ``(int)((k / N) * N)`` gives ``k - 1`` (C doubles), for k = 0 .. QUIRK_TABLE_SIZE - 1."""
+    k = np.arange(QUIRK_TABLE_SIZE, dtype=np.float64)
+    lost = np.trunc((k / num_pulses) * num_pulses) < k
+    return lost.astype(np.float32)
+
+
 def neurosim_pulses(dw, dw_min, max_pulses=None, seed=None, noise_shape=None, u=None, levels=None, w_range=None,
                     truncation=False):
-    """Round half away from zero of ``|dw| / dw_min``, in float64, uncapped unless ``max_pulses``.
+    """Round half away from zero of ``|dw| / dw_min``, uncapped unless ``max_pulses``.
 
     Args:
-        levels: ``N`` of the direction of every element (LTP where ``dw > 0``);
-            with ``w_range`` (``wmax - wmin``) the ratio is computed as NeuroSim
-            does, ``(|dw| / w_range) N``. Needed for ``truncation``.
-        truncation: NeuroSim's ``numPulse = (int)((k / N) * N)`` (C double arithmetic).
+        levels: ``N``, pulses of a full sweep: one int, or ``(N_ltp, N_ltd)`` (LTP
+            where ``dw > 0``); with ``w_range`` (``wmax - wmin``) the ratio is
+            ``|dw| N / w_range``, as NeuroSim computes it. Needed for ``truncation``.
+        truncation: NeuroSim's ``numPulse = (int)((k / N) * N)``, from a table of
+            the double-precision result (`truncation_table`).
     """
-    dtype = dw.dtype
+    up = dw > 0
+    if isinstance(levels, tuple) and levels[0] == levels[1]:
+        levels = levels[0]
+    n_levels = levels if not isinstance(levels, tuple) else ops.where(up, float(levels[0]), float(levels[1]))
     if levels is not None and w_range is not None:
-        r = ops.abs(ops.cast(dw, "float64")) / float(w_range) * ops.cast(levels, "float64")
+        r = ops.abs(dw) * (n_levels / float(w_range))
     else:
-        r = ops.abs(ops.cast(dw, "float64")) / ops.cast(dw_min, "float64")
+        r = ops.abs(dw) / dw_min
     whole = ops.floor(r)
-    k = whole + ops.cast(r - whole >= 0.5, "float64")
+    k = whole + ops.cast(r - whole >= 0.5, dw.dtype)
     if truncation:
-        n_levels = ops.cast(levels, "float64")
-        k = ops.floor((k / n_levels) * n_levels)
+        index = ops.cast(ops.minimum(k, QUIRK_TABLE_SIZE - 1), "int32")
+        if isinstance(levels, tuple):
+            table = np.concatenate([truncation_table(levels[0]), truncation_table(levels[1])])
+            index = index + ops.where(up, 0, QUIRK_TABLE_SIZE)
+        else:
+            table = truncation_table(int(levels))
+        k = k - ops.take(ops.convert_to_tensor(table), index) * ops.cast(k < QUIRK_TABLE_SIZE, dw.dtype)
     if max_pulses is not None:
         k = ops.minimum(k, max_pulses)
-    return ops.sign(dw) * ops.cast(k, dtype)
+    return ops.sign(dw) * k
 
 
 RANDOM_RULES = ("stochastic",)

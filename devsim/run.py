@@ -43,7 +43,8 @@ from devsim.online import CompiledLoop, epoch_indices
 from devsim.optimizer import DeviceOptimizer
 
 MODEL_LABELS = {"linear": "linear device", "float": "float (ideal)"}
-__all__ = ["RunConfig", "run", "RunFolder", "EpochRecorder", "versions", "linear_twin", "initial_pulse_states"]
+__all__ = ["RunConfig", "run", "RunFolder", "EpochRecorder", "versions", "linear_twin", "initial_pulse_states",
+           "build_model"]
 
 def versions() -> dict:
     import keras
@@ -147,11 +148,15 @@ def _optimizer(config, steps_per_epoch, software):
     return keras.optimizers.get({"class_name": config.optimizer, "config": {"learning_rate": config.lr}})
 
 
-def _train_model(model_name, device, level_device, config, data, states_p, on_row):
-    """Build, initialize (state ``p`` -> ``level_device.level(p)``) and train one model.
+def build_model(model_name, device, level_device, config, data, states_p):
+    """One model of a run, ready to train: built, initialized (state ``p`` ->
+    ``level_device.level(p)``, or NeuroSim's initial weights) and compiled.
+
+    ``device`` None is the float model (no periphery: the ideal forward pass).
 
     Returns:
-        (status, arrays for the npz file).
+        ``(model, loss, callbacks)``: the compiled model, its loss function and the
+        callbacks training needs (`ProgramDevices` for device models).
     """
     keras.utils.set_random_seed(config.seed)
     mapping = config.weight_mapping()
@@ -164,8 +169,7 @@ def _train_model(model_name, device, level_device, config, data, states_p, on_ro
     for layer, kernel in zip([l for l in model.layers if hasattr(l, "kernel")],
                              _initial_kernels(model_name, device, level_device, config, states_p)):
         layer.kernel.assign(kernel)
-    n_train = len(data.y_train)
-    images = config.images_per_epoch or n_train
+    images = config.images_per_epoch or len(data.y_train)
     steps_per_epoch = images // config.batch_size if config.train_loop == "compiled" else -(-images // config.batch_size)
     inner = _optimizer(config, max(steps_per_epoch, 1), software=device is None)
     callbacks = []
@@ -175,10 +179,23 @@ def _train_model(model_name, device, level_device, config, data, states_p, on_ro
         optimizer = DeviceOptimizer(
             inner, device, mapping, pulses=config.pulses, max_pulses=config.max_pulses, update=config.update, seed=config.seed,
             count_pulses=config.count_pulses, snap_initial=config.snap_init, pulse_truncation=config.pulse_truncation,
+            skip_zero_rows=config.skip_zero_rows,
         )
         callbacks.append(ProgramDevices())
     loss = losses.get(config.loss)
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+    return model, loss, callbacks
+
+
+def _train_model(model_name, device, level_device, config, data, states_p, on_row):
+    """Build, initialize and train one model (`build_model`).
+
+    Returns:
+        (status, arrays for the npz file).
+    """
+    model, loss, callbacks = build_model(model_name, device, level_device, config, data, states_p)
+    optimizer = model.optimizer
+    n_train = len(data.y_train)
     keras.utils.set_random_seed(config.seed)  # the data order depends on the seed alone
     recorder = EpochRecorder(model_name, data, config.eval_batch_size, on_row, eval_callbacks=callbacks[:1])
     callbacks.append(recorder)
