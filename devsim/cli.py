@@ -21,8 +21,8 @@ from devsim.quiet import quiet_stderr
 
 
 def _widths(ctx, param, value):
-    if value is None:
-        return None
+    if value is None or options_mod.is_off(value):
+        return value
     try:
         return tuple(int(v) for v in value.split(","))
     except ValueError:
@@ -30,12 +30,24 @@ def _widths(ctx, param, value):
 
 
 def _floats(ctx, param, value):
-    if value is None:
-        return None
+    if value is None or options_mod.is_off(value):
+        return value
     try:
         return tuple(float(v) for v in value.split(","))
     except ValueError:
         raise click.BadParameter(f"must be comma-separated numbers such as 0.4,0.2, got {value!r}") from None
+
+
+def _number_or_off(kind):
+    def convert(ctx, param, value):
+        if value is None or options_mod.is_off(value):
+            return value
+        try:
+            return kind(value)
+        except ValueError:
+            noun = "an integer" if kind is int else "a number"
+            raise click.BadParameter(f"{value!r} is not {noun} (or off)") from None
+    return convert
 
 
 GROUP_TITLES = {"device": "Device options", "training": "Training options", "periphery": "Periphery options",
@@ -78,6 +90,9 @@ def _click_option(name, field, as_list=False):
         decorator = click.option(name_flag, callback=_widths, default=None, help=help_text)
     elif spec.cli == "floats":
         decorator = click.option(name_flag, callback=_floats, default=None, help=help_text)
+    elif field.default is None and kind in (int, float) and not spec.choices:  # unset, a number, or off
+        decorator = click.option(name_flag, callback=_number_or_off(kind), default=None,
+                                 help=help_text + " off: unset (also when a protocol sets it).")
     else:
         kinds = {float: click.FLOAT, int: click.INT, str: click.STRING}
         kind_type = click.Choice(spec.choices) if spec.choices else kinds[kind]

@@ -24,8 +24,8 @@ from devsim.devices import ExpDevice
 from devsim.errors import ConfigError
 from devsim.mapping import MAPPINGS
 from devsim.nonlinearity import NL_LIMIT, a_d_from_label, a_d_from_label_table, a_p_from_label, a_p_from_label_table
-from devsim.options import (FALLBACK, FALLBACK_FROM, SPEC, FieldError, check, document, flag, option, parameters,
-                            protocol_option, spec_of)
+from devsim.options import (FALLBACK, FALLBACK_FROM, OFF, SPEC, FieldError, check, document, flag, is_off, option,
+                            parameters, protocol_option, spec_of)
 from devsim.presets import load_device
 from devsim.protocols import PROTOCOLS
 from devsim.pulses import PULSE_RULES
@@ -132,6 +132,9 @@ class _DeviceMethods:
     def _check_fields(self):
         """Every field against its declaration, then the rules between fields; errors name the flag."""
         for name, field in parameters(self).items():
+            if field.default is None and is_off(getattr(self, name)):
+                setattr(self, name, OFF)  # off: resolved to None after a protocol would have set it
+                continue
             try:
                 setattr(self, name, check(name, field, getattr(self, name)))
             except FieldError as exc:
@@ -314,6 +317,9 @@ class RunConfig(DeviceOptions):
             if getattr(self, name) is None:
                 setattr(self, name, check(name, fields[name], value))
                 from_protocol.append(name)
+        for name in fields:
+            if getattr(self, name) == OFF:
+                setattr(self, name, None)
         for name, field in fields.items():
             if getattr(self, name) is None and field.metadata.get(FALLBACK_FROM) == "protocol":
                 setattr(self, name, field.metadata[FALLBACK])

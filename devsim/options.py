@@ -315,6 +315,15 @@ def help_text(spec: Spec, default=None, kind=None) -> str:
     return text
 
 
+OFF = "off"
+"""The value that turns off an option whose default is None (unset), where a protocol would set it:
+``--adc-bits off``, ``RunConfig(protocol="neurosim", crop="off")``; it resolves to None."""
+
+
+def is_off(value) -> bool:
+    return isinstance(value, str) and value.strip().lower() in ("off", "none")
+
+
 FALLBACK = "devsim_fallback"
 """Metadata key of an override field's value when it is not given (a device option: `ExpDevice`'s default)."""
 
