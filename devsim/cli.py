@@ -296,9 +296,15 @@ def plot(folder, out):
 
 
 def main(argv=None):
-    """Console entry point: click, with one-line errors and exit status 2."""
+    """Console entry point: click, with one-line errors.
+
+    Exit status 2: bad input (an option, a file), reported before anything is
+    written. 1: a run that failed or diverged, or work stopped part way (a
+    full disk, a sweep that cannot record a failure); what had finished is
+    kept. 130: interrupted.
+    """
     from devsim.data import DataError
-    from devsim.errors import ConfigError
+    from devsim.errors import ConfigError, SweepStopped
     from devsim.fitting import FitError
 
     try:
@@ -307,12 +313,23 @@ def main(argv=None):
         click.echo(f"Error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except (ConfigError, DataError, FitError) as exc:
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(f"Error: {_one_line(exc)}", err=True)
         sys.exit(2)
-    except click.Abort:
+    except SweepStopped as exc:
+        click.echo(f"Error: {_one_line(exc)}", err=True)
+        sys.exit(1)
+    except OSError as exc:  # e.g. the disk filled up while a run was writing
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        click.echo(f"Error: {where}{exc.strerror or exc}; finished results are kept", err=True)
+        sys.exit(1)
+    except (click.Abort, KeyboardInterrupt):
         click.echo("Aborted.", err=True)
         sys.exit(130)
     sys.exit(status if isinstance(status, int) else 0)
+
+
+def _one_line(exc) -> str:
+    return " ".join(str(exc).split())
 
 
 if __name__ == "__main__":
