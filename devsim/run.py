@@ -23,7 +23,6 @@ import io as _io
 import math
 import os
 import platform
-import re
 import shutil
 import sys
 import time
@@ -32,11 +31,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from devsim import io, plots
+from devsim import io
 from devsim.callbacks import ProgramDevices
 from devsim.data import DATASETS, load_dataset
 from devsim.devices import ExpDevice
 from devsim.errors import ConfigError
+from devsim.figures import run_figures
+from devsim.figures.labels import MODEL_NAMES
 from devsim.presets import load_device
 from devsim.initializers import INITS, initial_states
 from devsim.mapping import DifferentialMapping, ReferenceMapping
@@ -47,7 +48,6 @@ from devsim.pulses import PULSE_RULES
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "adagrad", "adamw", "nadam")
 MAPPINGS = ("reference", "differential")
-MODEL_LABELS = {"linear": "linear device", "float": "float (ideal)"}
 DEVICE_FIELDS = (
     "states", "states_ltd", "on_off", "c2c", "c2c_mode", "d2d", "d2d_range", "stuck_gmin", "stuck_gmax", "read_noise",
 )
@@ -417,9 +417,13 @@ class RunFolder:
             np.savez_compressed(tmp, **arrays)
 
     def finish(self) -> Path:
-        labels = {"device": legend_label(self.device), **MODEL_LABELS}
-        plot_device_response(self.device, self.partial / "conductance")
-        plots.plot_accuracy(self.rows, self.partial / "accuracy", labels={k: labels[k] for k in self.models})
+        """Record the final results, draw accuracy and conductance from the saved folder, rename it.
+
+        The figures come from `devsim.figures.run_figures`, the function ``devsim plot``
+        draws a run folder with, so they are the same figures; the prediction and
+        confusion figures (a rebuilt network on the test set, seconds per model) are
+        left to ``devsim plot``.
+        """
         self.record.update(
             status="complete" if all(s == "complete" for s in self.statuses.values()) else "diverged",
             model_status=self.statuses,
@@ -428,6 +432,7 @@ class RunFolder:
             finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         )
         io.write_json(self.partial / "config.json", self.record)
+        run_figures(self.partial, warn=self.warn, predictions=False)
         _replace_dir(self.partial, self.final)
         return self.final
 
@@ -464,7 +469,7 @@ def run(config: RunConfig, echo=print, warn=None) -> Path:
     folder = RunFolder(config, device, data, models, echo, warn)
     states_p = initial_pulse_states(config, device, data.x_train.shape[1:])
     for name, dev in models.items():
-        what = device.describe() if name == "device" else MODEL_LABELS[name]
+        what = device.describe() if name == "device" else MODEL_NAMES[name]
         echo(f"training {name} model ({what}) on {data.name}, {config.update} updates, {config.pulses} pulses")
         status, arrays = _train_model(name, dev, dev or linear_twin(device), config, data, states_p, folder.add_row)
         folder.save_states(name, status, arrays)
@@ -478,22 +483,6 @@ def _is_linear(device) -> bool:
 def linear_twin(device):
     """The linear reference of a device: same levels and non-idealities, linear curves."""
     return dataclasses.replace(device, a_p=math.inf, a_d=math.inf, name=None, source=None)
-
-
-def legend_label(device) -> str:
-    """Figure legend text of a device, with A_p/A_d typeset as subscripts."""
-    text = device.describe().replace("A_p", r"$A_\mathrm{p}$").replace("A_d", r"$A_\mathrm{d}$")
-    return re.sub(r"-(?=[\d.])", "\u2212", f"device: {text}")  # minus signs of numbers, not of names
-
-
-def plot_device_response(device, stem):
-    """conductance.png/pdf: the device's LTP/LTD cycle, and the linear device dashed."""
-    pulse, g = device.response()
-    curves = [{"label": legend_label(device), "pulse": pulse, "g": g}]
-    if not _is_linear(device):
-        p_lin, g_lin = linear_twin(device).response()
-        curves.append({"label": "linear device", "pulse": p_lin, "g": g_lin, "style": "dashed"})
-    return plots.plot_conductance(curves, stem)
 
 
 def _kernel_shapes(input_shape, hidden, crop=None):
