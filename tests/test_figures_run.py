@@ -196,3 +196,11 @@ def test_plot_sweep_out_is_a_file(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     code, out, err = _plot([str(tmp_path / "sw"), "--out", str(tmp_path / "file")], capsys)
     assert code == 2 and err.strip() == f"Error: --out: {tmp_path / 'file'} is a file, not a folder"
+
+
+def test_plot_bad_states_creates_no_out_folder(run_folder, tmp_path, capsys):
+    folder = _bare_run(run_folder, tmp_path)
+    (folder / "states_linear.npz").write_bytes((folder / "states_linear.npz").read_bytes()[:100])  # cut short
+    code, out, err = _plot([str(folder), "--out", str(tmp_path / "new" / "figs")], capsys)
+    assert code == 2 and "states_linear.npz" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "new").exists() and not list(folder.glob("*.p*"))

@@ -30,6 +30,7 @@ are imported only when a figure is drawn (`summary` and `labels` need neither).
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 import warnings
@@ -54,19 +55,34 @@ def _default_warn(message):
     warnings.warn(message, stacklevel=3)
 
 
-def _writable(out, default) -> Path:
-    """The folder figures go to (`out`, else `default`), created; ResultsError if it cannot be written."""
-    target, what = (Path(out), "--out") if out is not None else (Path(default), "folder")
-    if target.exists() and not target.is_dir():
-        raise ResultsError(f"{what}: {target} is a file, not a folder")
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=target, prefix=".devsim-write-test-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ResultsError(f"{what}: cannot write to {target} ({exc.strerror or exc})") from None
-    return target
+class _Out:
+    """The folder figures go to (`out`, else `default`): checked at once, created only when drawing starts."""
+
+    def __init__(self, out, default):
+        self.path, self.what = (Path(out), "--out") if out is not None else (Path(default), "folder")
+        if self.path.exists() and not self.path.is_dir():
+            raise ResultsError(f"{self.what}: {self.path} is a file, not a folder")
+        here = self.path
+        while not here.exists() and here != here.parent:
+            here = here.parent  # the folder the missing ones will be created in
+        try:
+            if not here.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+            fd, probe = tempfile.mkstemp(dir=here, prefix=".devsim-write-test-")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            self._fail(exc)
+
+    def _fail(self, exc):
+        raise ResultsError(f"{self.what}: cannot write to {self.path} ({exc.strerror or exc})") from None
+
+    def create(self) -> Path:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self._fail(exc)
+        return self.path
 
 
 def _predict(folder, config, models, data):
@@ -148,7 +164,7 @@ def run_figures(run_folder, out=None, n=16, warn=None, predictions=True) -> Figu
         device = ExpDevice.from_config(config["device"])
     except (TypeError, ValueError) as exc:
         raise ResultsError(f"{folder / 'config.json'}: 'device': {exc}") from None
-    out = _writable(out, folder)
+    target = _Out(out, folder)
     paths = FigureList()
     user_warn = warn or _default_warn
 
@@ -184,6 +200,7 @@ def run_figures(run_folder, out=None, n=16, warn=None, predictions=True) -> Figu
     from devsim.figures.accuracy import plot_accuracy
     from devsim.figures.conductance import plot_device_response
 
+    out = target.create()
     paths += plot_accuracy(history, out / "accuracy", labels=labels)
     paths += plot_device_response(device, out / "conductance")
     if not probabilities:
@@ -257,7 +274,7 @@ def sweep_figures(sweep_folder, out=None, echo=print) -> FigureList:
     meta, rows, swept, params, notes = read_sweep(folder)
     paths = FigureList(notes=notes)
     if rows:
-        out = _writable(out, folder / "figures")
+        out = _Out(out, folder / "figures").create()
         from devsim.figures.sweep import sweep_plan
 
         for stem, plot, kwargs in sweep_plan(swept, params, meta.get("ties"), meta.get("fixed")):
