@@ -1,8 +1,8 @@
 """Text in the figures: axis labels and legend symbols of parameters, value formatting,
 a device's legend label, model and class names.
 
-Every parameter's label comes from `param_label` / `param_symbol`, whose only data is
-`PARAM_LABELS`. No matplotlib here.
+Every parameter's label comes from `param_label` / `param_symbol`, which read it from the
+option table (each option's `devsim.options.Spec` label and symbol). No matplotlib here.
 """
 
 from __future__ import annotations
@@ -12,44 +12,11 @@ import re
 
 from devsim.figures.summary import is_number
 
-__all__ = ["PARAM_LABELS", "MODEL_NAMES", "CLASS_NAMES", "param_label", "param_symbol", "format_value",
+__all__ = ["NON_OPTION_LABELS", "MODEL_NAMES", "CLASS_NAMES", "param_label", "param_symbol", "format_value",
            "value_label", "compact_label", "is_linear_value", "device_label", "model_labels"]
 
-PARAM_LABELS = {
-    # RunConfig field -> (axis label with units, short symbol for legends "symbol = value")
-    "ltp": (r"LTP curvature $A_\mathrm{p}$", r"$A_\mathrm{p}$"),
-    "ltd": (r"LTD curvature $A_\mathrm{d}$", r"$A_\mathrm{d}$"),
-    "nl_ltp": ("LTP nonlinearity (NL label)", r"NL$_\mathrm{LTP}$"),
-    "nl_ltd": ("LTD nonlinearity (NL label)", r"NL$_\mathrm{LTD}$"),
-    "states": ("Number of states", "states"),
-    "states_ltd": ("Number of LTD states", "LTD states"),
-    "on_off": (r"On/off ratio $G_\mathrm{max}/G_\mathrm{min}$", "on/off"),
-    "c2c": ("Cycle-to-cycle σ (fraction of range)", "C2C σ"),
-    "d2d": ("Device-to-device σ (NL label)", "D2D σ"),
-    "d2d_range": ("Device-to-device range σ (relative)", "D2D range σ"),
-    "stuck_gmin": (r"Devices stuck at $G_\mathrm{min}$ (fraction)", r"stuck at $G_\mathrm{min}$"),
-    "stuck_gmax": (r"Devices stuck at $G_\mathrm{max}$ (fraction)", r"stuck at $G_\mathrm{max}$"),
-    "read_noise": ("Read noise σ (relative)", "read σ"),
-    "wmax": (r"Weight range $w_\mathrm{max}$", r"$w_\mathrm{max}$"),
-    "max_pulses": ("Max. pulses per update", "max. pulses"),
-    "lr": ("Learning rate", "lr"),
-    "batch_size": ("Batch size", "batch"),
-    "epochs": ("Epochs", "epochs"),
-    "hidden": ("Hidden layer widths", "hidden"),
-    "activation": ("Activation", "activation"),
-    "optimizer": ("Optimizer", "optimizer"),
-    "crop": ("Input crop (pixels)", "crop"),
-    "device": ("Device", "device"),
-    "mapping": ("Weight mapping", "mapping"),
-    "update": ("Update", "update"),
-    "pulses": ("Pulse rule", "pulses"),
-    "init": ("Initial states", "init"),
-    "dataset": ("Dataset", "dataset"),
-    "seed": ("Seed", "seed"),
-    "model": ("Model", "model"),
-}
-"""Axis label (with units where there are any) and legend symbol of each RunConfig field.
-Read only through `param_label` and `param_symbol`."""
+NON_OPTION_LABELS = {"model": ("Model", "model")}
+"""Labels of summary columns that are not run options (the options' own are in the option table)."""
 
 MODEL_NAMES = {"device": "device", "linear": "linear device", "float": "float (ideal)"}
 """Legend names of a run's models."""
@@ -68,8 +35,15 @@ _MINUS = "\u2212"
 
 
 def _labels(param):
-    """(axis label, legend symbol) of a parameter; unknown ones are spelled from their name."""
-    return PARAM_LABELS.get(param, (param.replace("_", " ").capitalize(), param.replace("_", " ")))
+    """(axis label, legend symbol) of a parameter, from its declaration in the option table
+    (`devsim.config`); unknown ones are spelled from their name."""
+    if param in NON_OPTION_LABELS:
+        return NON_OPTION_LABELS[param]
+    from devsim import options
+    from devsim.config import option_spec
+
+    spec = option_spec(param)
+    return options.label(spec, param), options.symbol(spec, param)
 
 
 def _tied_to(param, ties):
