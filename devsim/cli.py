@@ -54,8 +54,11 @@ def _click_option(name, field, as_list=False):
     if options_mod.FALLBACK in field.metadata:
         help_text += f" Default: {options_mod.default_text(field).replace('`', '')}."
     if as_list:  # sweep: text, parsed into a list of values per field
-        if spec.cli in ("flag", "switch"):
-            decorator = click.option(name_flag, default=None, type=click.BOOL, help=f"{help_text} Fixed for the whole sweep.")
+        if spec.cli == "switch":
+            decorator = click.option(f"{name_flag}/--no-{name_flag[2:]}", default=None,
+                                     help=f"{help_text} Fixed for the whole sweep.")
+        elif spec.cli == "flag":
+            decorator = click.option(name_flag, is_flag=True, default=None, help=f"{help_text} Fixed for the whole sweep.")
         else:
             sep = "/-separated list" if spec.cli == "widths" else "comma-separated list"
             decorator = click.option(name_flag, default=None, help=f"{help_text} A {sep} sweeps it.")

@@ -223,23 +223,29 @@ class ExpDevice(Device):
         """The linear reference of this device: same levels and non-idealities, linear curves."""
         return dataclasses.replace(self, a_p=math.inf, a_d=math.inf, name=None, source=None)
 
-    def sample(self, shape, seed=None) -> "DevicePopulation":
+    def sample(self, shape, seed=None, copies: int = 0) -> "DevicePopulation":
         """Draw the device-to-device variations of a population of ``shape`` devices.
 
         Returns a `DevicePopulation` whose model has per-device ``a_p``/``a_d``
         (where ``d2d > 0``) and D2D sigmas of 0, with each device's range factor
         and stuck state; all fixed for the devices' life and reproducible from
         ``seed``. Without variation, the population of this device itself.
+
+        Args:
+            copies: leading axes of ``shape`` that index stacked copies of one
+                array (`devsim.stacked`): the draws have the shape of one copy
+                and are shared, so every copy gets the devices it gets alone
+                (its own ``a_p``/``a_d`` broadcast against them).
         """
         if not self.needs_sampling:
             return DevicePopulation(self)
         rng = np.random.default_rng(seed)
-        shape = tuple(shape)
+        shape = tuple(shape)[copies:]
         fields = {"d2d": 0.0, "d2d_range": 0.0, "stuck_gmin": 0.0, "stuck_gmax": 0.0}
         range_scale = stuck = None
         if self.d2d > 0:
             limit = nonlinearity.NL_LIMIT
-            nl_p, nl_d = (np.broadcast_to(x, shape) + rng.normal(0.0, self.d2d, shape) for x in self.nl_labels)
+            nl_p, nl_d = (x + rng.normal(0.0, self.d2d, shape) for x in self.nl_labels)
             nl_p, nl_d = (np.clip(x, -limit, limit) for x in (nl_p, nl_d))
             fields["a_p"] = np.asarray(nonlinearity.a_p_from_label(nl_p), np.float64)
             fields["a_d"] = np.asarray(nonlinearity.a_d_from_label(nl_d), np.float64)
@@ -250,6 +256,18 @@ class ExpDevice(Device):
             u = rng.uniform(size=shape)
             stuck = np.where(u < self.stuck_gmin, -1, np.where(u < self.stuck_gmin + self.stuck_gmax, 1, 0)).astype(np.int8)
         return DevicePopulation(dataclasses.replace(self, **fields), range_scale, stuck)
+
+    @property
+    def curve_kind(self) -> tuple:
+        """Which code path the curve math takes: (LTP linear, LTD linear, symmetric) per device array.
+
+        Devices that differ only in their curvatures but share this compute
+        every device with the same fused float32 arithmetic (`devsim.stacked`
+        stacks only those, so a stacked copy equals its run alone bit for bit).
+        """
+        ltp, ltd = self._curves
+        symmetric = np.shape(ltp.s) == np.shape(ltd.s) and np.array_equal(ltp.s, ltd.s)
+        return bool(np.all(ltp.linear)), bool(np.any(ltp.linear)), bool(np.all(ltd.linear)), bool(np.any(ltd.linear)), symmetric
 
     @functools.cached_property
     def _curves(self):
@@ -568,7 +586,7 @@ class DevicePopulation:
     def read_noise(self) -> float:
         return self.model.read_noise
 
-    def sample(self, shape, seed=None) -> "DevicePopulation":
+    def sample(self, shape, seed=None, copies: int = 0) -> "DevicePopulation":
         """Already drawn: the population itself (its devices are fixed for life)."""
         return self
 
