@@ -91,7 +91,7 @@ def test_recovers_known_device_from_noisy_data(case):
 
 @pytest.mark.parametrize("c2c", [0.002, 0.01, 0.03])
 def test_c2c_estimate_tracks_the_generating_sigma(c2c):
-    r = fitting.fit_pulse_data(walk(0.0, 1.0, 0.4, 0.25, 64, 64, cycles=5, c2c=c2c, seed=2))
+    r = fitting.fit_pulse_data(walk(1.0, 2.0, 0.4, 0.25, 64, 64, cycles=5, c2c=c2c, seed=2))
     assert r.c2c == pytest.approx(c2c, rel=0.25)
     assert r.rmse > c2c  # a random walk strays further from the curve than one step
 
@@ -141,7 +141,7 @@ def test_simulate_pulses_matches_the_device_model():
     _, g = ExpDevice(0.5, -0.7, 51, states_ltd=31).response()
     sim = np.r_[d["conductance"][:51], d["conductance"][52:]]
     assert np.allclose(sim, g, atol=1e-6)
-    noisy = fitting.simulate_pulses(0.0, 1.0, 0.4, 0.25, 64, cycles=4, c2c=0.01, seed=5)
+    noisy = fitting.simulate_pulses(1.0, 2.0, 0.4, 0.25, 64, cycles=4, c2c=0.01, seed=5)
     assert fitting.fit_pulse_data(noisy).c2c == pytest.approx(0.01, rel=0.25)
 
 
