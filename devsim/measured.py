@@ -217,6 +217,36 @@ def _range(pulse, conductance, direction, cycle):
     return ends[-1], ends[1]
 
 
+MONOTONE_TOL = 0.05
+"""How far (fraction of the range, beyond 3 standard errors) the mean measured ramp may fall back."""
+
+
+def _check_mean_ramp(pulse, g, direction, cycle, d, where):
+    """The mean over cycles of each pulse number's reading must not turn back (TableError naming it)."""
+    sel = direction == d
+    h = g[sel] if d > 0 else 1.0 - g[sel]
+    p = pulse[sel]
+    n_cycles = np.unique(cycle[sel]).size
+    numbers, index, count = np.unique(p, return_inverse=True, return_counts=True)
+    mean = np.bincount(index, h) / count
+    sq = np.bincount(index, h * h) / count
+    se = np.sqrt(np.maximum(sq - mean**2, 0.0) / np.maximum(count - 1, 1))
+    keep = count >= max(2, n_cycles // 2) if n_cycles > 1 else count >= 1
+    numbers, mean, se = numbers[keep], mean[keep], se[keep]
+    if mean.size < 2:
+        return
+    peak = np.maximum.accumulate(mean)
+    fall = peak - mean - 3 * se
+    if np.max(fall) > MONOTONE_TOL:
+        k = int(np.argmax(fall))
+        q = int(np.argmax(mean[: k + 1]))
+        sign = 1 if d > 0 else -1
+        to_g = (lambda x: x) if d > 0 else (lambda x: 1 - x)
+        raise TableError(f"{where}: the mean {_BRANCH[d]} ramp is not monotone: it turns back from g = {to_g(mean[q]):.3f} "
+                         f"at pulse {numbers[q]} to {to_g(mean[k]):.3f} at pulse {numbers[k]} (a change of "
+                         f"{-sign * (mean[q] - mean[k]):+.3f} of the range, mean over cycles)")
+
+
 def _smooth(values):
     if values.size < 3:
         return values.copy()
@@ -286,6 +316,8 @@ def table_from_data(data: dict, source="", name=None, min_per_bin=MIN_PER_BIN, m
     g = (conductance - g_min) / (g_max - g_min)
     if fit is None:
         fit = fitting.fit_pulse_data(data, source=source)
+    for d in (1, -1):
+        _check_mean_ramp(pulse, g, direction, cycle, d, where)
     steps = {d: _steps(pulse, g, direction, cycle, rows, d) for d in (1, -1)}
     tables = {d: build_table(steps[d][0], steps[d][1], _BRANCH[d], where, min_per_bin=min_per_bin, max_bins=max_bins)
               for d in (1, -1)}
@@ -645,3 +677,145 @@ class TableDevice(Device):
                 raise FieldError("variants", "must be a list of {ltp, ltd} tables")
             fields["variants"] = tuple(fields["variants"])
         return cls(**fields)
+
+
+# --------------------------------------------------------------------------- goodness of fit
+
+
+def goodness(data: dict, table: "TableDevice", fit, source="", bins=12) -> dict:
+    """How well the fitted exponential and the table predict the measured steps.
+
+    Every pair of consecutive readings one pulse apart is a one-pulse
+    prediction: from the measured state, each model's noise-free step, against
+    the measured next reading. Residuals are in fractions of the table's range.
+    Per direction they are also binned against G (equal-count bins): a bin
+    whose mean residual is more than 3 standard errors from 0 is structure
+    the model misses.
+
+    Returns:
+        ``{"rms_exp", "rms_table", "ratio": rms_exp / rms_table, "bias": {ltp/ltd: {"g", "exp", "table",
+        "se"}}, "biased_bins_exp", "biased_bins_table", "adequate": bool, "verdict": str}``.
+    """
+    from devsim import fitting
+
+    pulse, conductance, direction, cycle, rows = fitting._as_arrays(data, source)
+    span = table.g_max - table.g_min
+    exp = ExpDevice(fit.a_p, fit.a_d, fit.states, states_ltd=fit.states_ltd)
+    fit_span = fit.g_max - fit.g_min
+    out = {"bias": {}}
+    res = {"exp": [], "table": []}
+    biased = {"exp": 0, "table": 0}
+    for d in (1, -1):
+        g_tab = (conductance - table.g_min) / span
+        state, step, _ = _steps(pulse, g_tab, direction, cycle, rows, d)
+        before = state
+        after = state + d * step
+        n = np.full(before.shape, float(d), np.float32)
+        pred_tab = np.asarray(table._move(before.astype(np.float32), n, np)[0], np.float64)
+        g_fit = (before * span + table.g_min - fit.g_min) / fit_span
+        pred_exp = np.asarray(exp._move(np.clip(g_fit, 0, 1).astype(np.float32), n, np)[0], np.float64)
+        pred_exp = (pred_exp * fit_span + fit.g_min - table.g_min) / span
+        r_tab, r_exp = after - pred_tab, after - pred_exp
+        res["exp"].append(r_exp)
+        res["table"].append(r_tab)
+        order = np.argsort(before, kind="stable")
+        chunks = np.array_split(order, max(1, min(bins, before.size // MIN_PER_BIN)))
+        entry = {"g": [float(before[c].mean()) for c in chunks],
+                 "exp": [float(r_exp[c].mean()) for c in chunks],
+                 "table": [float(r_tab[c].mean()) for c in chunks],
+                 "se": [float(r_tab[c].std(ddof=1) / math.sqrt(c.size)) if c.size > 1 else math.inf for c in chunks]}
+        for model in ("exp", "table"):
+            biased[model] += int(np.sum(np.abs(entry[model]) > 3 * np.asarray(entry["se"])))
+        out["bias"][_BRANCH[d]] = entry
+    rms = {m: float(np.sqrt(np.mean(np.concatenate(v) ** 2))) for m, v in res.items()}
+    out.update(rms_exp=rms["exp"], rms_table=rms["table"], ratio=rms["exp"] / rms["table"] if rms["table"] else math.inf,
+               biased_bins_exp=biased["exp"], biased_bins_table=biased["table"],
+               n_bins=sum(len(v["g"]) for v in out["bias"].values()))
+    adequate = out["ratio"] < 1.05 and biased["exp"] <= max(1, biased["table"])
+    out["adequate"] = bool(adequate)
+    out["verdict"] = (
+        f"one-pulse prediction rms: exponential {100 * rms['exp']:.3f} %, table {100 * rms['table']:.3f} % of the range "
+        f"(ratio {out['ratio']:.2f}); mean residual off zero (> 3 SE) in {biased['exp']} of {out['n_bins']} G bins "
+        f"for the exponential, {biased['table']} for the table: "
+        + ("the exponential model is adequate" if adequate else
+           "the exponential model misses structure of this device; train on the table (devsim fit --table)"))
+    return out
+
+
+# --------------------------------------------------------------------------- figure
+
+
+def _measured_figure(data, table, fit, good, seeds=3):
+    """Build the measured-device figure (call inside `plots.paper_style()`)."""
+    import matplotlib
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    from devsim import fitting
+    from devsim.plots import OKABE_ITO
+
+    pulse, conductance, direction, cycle, _ = fitting._as_arrays(data, table.source or "")
+    n_p = int(pulse[direction > 0].max())
+    n_d = int(pulse[direction < 0].max())
+    factor, suffix = fitting._scale(np.r_[conductance, table.g_min, table.g_max])
+    span = table.g_max - table.g_min
+    fig = Figure(figsize=(3.4, 4.6))
+    ax, bx = fig.subplots(2, 1, height_ratios=(1.5, 1))
+    lw = matplotlib.rcParams["lines.linewidth"]
+    up = direction > 0
+    n_cycles = np.unique(cycle).size
+    alpha = float(np.clip(1.6 / (1 + n_cycles), 0.08, 0.9))
+    x_axis = np.where(up, pulse, n_p + pulse)
+    for d, color in ((1, OKABE_ITO[0]), (-1, OKABE_ITO[1])):
+        sel = direction == d
+        ax.plot(x_axis[sel], conductance[sel] / factor, ls="none", marker="o", ms=1.2 if sel.sum() > 2000 else 2,
+                mew=0, color=color, alpha=alpha, zorder=2, rasterized=sel.sum() > 3000)
+    # the table device over the same pulses: n_p LTP pulses from Gmin, then n_d LTD pulses
+    events = np.r_[np.ones(n_p), -np.ones(n_d)]
+    x_sim = np.arange(n_p + n_d + 1)
+    for seed in range(seeds):
+        g = np.r_[0.0, table.simulate(0.0, events, seed=seed)]
+        ax.plot(x_sim, (table.g_min + span * g) / factor, color="0.15", lw=0.6 * lw, alpha=0.8, zorder=3)
+    theta = (fit.g_min, fit.g_max, 1.0 / fit.a_p, 1.0 / fit.a_d)
+    q_p, q_d = np.arange(n_p + 1), np.arange(n_d + 1)
+    curve_p = fitting._model(theta, q_p / (fit.states - 1), np.ones(q_p.size, bool))
+    curve_d = fitting._model(theta, q_d / (fit.states_ltd - 1), np.zeros(q_d.size, bool))
+    ax.plot(q_p, curve_p / factor, color=OKABE_ITO[2], lw=lw, ls="--", zorder=4)
+    ax.plot(n_p + q_d, curve_d / factor, color=OKABE_ITO[2], lw=lw, ls="--", zorder=4)
+    ax.axvline(n_p, color="0.5", lw=0.6, ls=":", zorder=0)
+    ax.set_xlim(0, n_p + n_d)
+    ax.set_xlabel("Pulse number (LTP, then LTD)")
+    ax.set_ylabel("Conductance" + suffix)
+    handles = [Line2D([], [], ls="none", marker="o", ms=3, mew=0, color=OKABE_ITO[0]),
+               Line2D([], [], ls="none", marker="o", ms=3, mew=0, color=OKABE_ITO[1]),
+               Line2D([], [], color="0.15", lw=0.6 * lw),
+               Line2D([], [], color=OKABE_ITO[2], lw=lw, ls="--")]
+    labels = ["measured LTP", "measured LTD", f"table device ({seeds} seeds)", "fitted exponential"]
+    ax.legend(handles, labels, loc="lower left", bbox_to_anchor=(0, 1.01), ncols=2, frameon=False, borderaxespad=0,
+              fontsize=7, handlelength=1.8, columnspacing=1.0)
+    # goodness of fit: mean one-pulse residual against G
+    for (branch, entry), marker in zip(good["bias"].items(), ("o", "s")):
+        g_axis = (table.g_min + span * np.asarray(entry["g"])) / factor
+        se = np.asarray(entry["se"]) * 100
+        color = OKABE_ITO[0] if branch == "ltp" else OKABE_ITO[1]
+        bx.errorbar(g_axis, 100 * np.asarray(entry["exp"]), yerr=3 * se, color=color, marker=marker, ms=3, lw=lw,
+                    capsize=1.5, label=f"{branch.upper()}, exponential")
+        bx.plot(g_axis, 100 * np.asarray(entry["table"]), color=color, marker=marker, ms=3, mfc="white", lw=0.7 * lw,
+                ls=":", label=f"{branch.upper()}, table")
+    bx.axhline(0, color="0.5", lw=0.6, zorder=0)
+    bx.set_xlabel("Conductance before the pulse" + suffix)
+    bx.set_ylabel("Mean step residual\n(% of range)")
+    bx.legend(fontsize=6.5, ncols=2, frameon=False, loc="best", handlelength=1.6, columnspacing=0.8)
+    bx.set_title(f"rms: exponential {100 * good['rms_exp']:.2f} %, table {100 * good['rms_table']:.2f} %; "
+                 f"{'exponential adequate' if good['adequate'] else 'exponential inadequate'}", fontsize=6.5)
+    return fig
+
+
+def plot_measured(data, table, fit, good, stem) -> list:
+    """``stem.png``/``.pdf``: measured ramps, the table device's simulated ramps over the same pulses
+    (several seeds) and the fitted exponential; below, the mean one-pulse residual of each model
+    against G with 3-SE bars (`goodness`). Paper style, atomic writes."""
+    from devsim import plots
+
+    with plots.paper_style():
+        return plots.save_figure(_measured_figure(data, table, fit, good), stem)
