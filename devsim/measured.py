@@ -738,7 +738,7 @@ def goodness(data: dict, table: "TableDevice", fit, source="", bins=12) -> dict:
         f"(ratio {out['ratio']:.2f}); mean residual off zero (> 3 SE) in {biased['exp']} of {out['n_bins']} G bins "
         f"for the exponential, {biased['table']} for the table: "
         + ("the exponential model is adequate" if adequate else
-           "the exponential model misses structure of this device; train on the table (devsim fit --table)"))
+           "the exponential model misses structure of this device; train on the table device"))
     return out
 
 
@@ -806,8 +806,8 @@ def _measured_figure(data, table, fit, good, seeds=3):
     bx.set_xlabel("Conductance before the pulse" + suffix)
     bx.set_ylabel("Mean step residual\n(% of range)")
     bx.legend(fontsize=6.5, ncols=2, frameon=False, loc="best", handlelength=1.6, columnspacing=0.8)
-    bx.set_title(f"rms: exponential {100 * good['rms_exp']:.2f} %, table {100 * good['rms_table']:.2f} %; "
-                 f"{'exponential adequate' if good['adequate'] else 'exponential inadequate'}", fontsize=6.5)
+    bx.set_title(f"rms {100 * good['rms_exp']:.2f} % (exponential), {100 * good['rms_table']:.2f} % (table): "
+                 f"{'adequate' if good['adequate'] else 'inadequate'}", fontsize=6.5)
     return fig
 
 
