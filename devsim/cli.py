@@ -51,6 +51,8 @@ def _click_option(name, field, as_list=False):
     spec, kind = options_mod.spec_of(field), options_mod.value_type(field)
     name_flag = options_mod.flag(name)
     help_text = options_mod.help_text(spec, field.default, kind)
+    if options_mod.FALLBACK in field.metadata:
+        help_text += f" Default: {options_mod.default_text(field).replace('`', '')}."
     if as_list:  # sweep: text, parsed into a list of values per field
         if spec.cli in ("flag", "switch"):
             decorator = click.option(name_flag, default=None, type=click.BOOL, help=f"{help_text} Fixed for the whole sweep.")
@@ -235,7 +237,7 @@ def fit(csv_file, out, name, table, bootstrap, min_per_bin):
         io.write_json(folder / "exponential.json", result.to_json(name))
         io.write_json(folder / "device.json", config)
         paths["exponential"] = folder / "exponential.json"
-        from devsim.measured import plot_measured
+        from devsim.figures.measured import plot_measured
 
         paths.update(zip(("measured_png", "measured_pdf"), plot_measured(data, dev, result, good, folder / "measured")))
         click.echo(f"table: {dev.describe()}; C2C {100 * dev.measured_c2c:.2f} % per pulse (measured spread)")
@@ -278,8 +280,8 @@ def device(out, name, save, **options):  # noqa: F811 - the command, not the opt
     import numpy as np
 
     from devsim import io
+    from devsim.figures.conductance import plot_device_response
     from devsim.presets import save_device
-    from devsim.run import plot_device_response
 
     config = DeviceOptions(**options)
     dev = config.make_device()
@@ -346,17 +348,20 @@ def plot(folder, out):
 
     A sweep gets accuracy curves per swept value, final accuracy against each swept
     option, (A_p, A_d) heatmaps and accuracy against states; a run gets accuracy,
-    conductance, prediction grids and confusion matrices.
+    conductance, prediction grids and confusion matrices. An unfinished run
+    (NAME.partial) is drawn as far as it got, with a note on stderr.
     """
     from pathlib import Path
 
     if not Path(folder).is_dir():
         raise click.BadParameter(f"{folder} is not a folder", param_hint="'FOLDER'")
     with quiet_stderr():
-        from devsim.figures import make_figures
+        from devsim.figures import ResultsError, make_figures
 
     try:
-        paths = make_figures(folder, out=out)
+        paths = make_figures(folder, out=out, warn=lambda m: click.echo(m, err=True))
+    except ResultsError as exc:  # a file that is not what devsim writes, or an --out that cannot be written
+        raise click.UsageError(str(exc)) from None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'FOLDER'") from None
     for path in paths:
@@ -365,9 +370,15 @@ def plot(folder, out):
 
 
 def main(argv=None):
-    """Console entry point: click, with one-line errors and exit status 2."""
+    """Console entry point: click, with one-line errors.
+
+    Exit status 2: bad input (an option, a file), reported before anything is
+    written. 1: a run that failed or diverged, or work stopped part way (a
+    full disk, a sweep that cannot record a failure); what had finished is
+    kept. 130: interrupted.
+    """
     from devsim.data import DataError
-    from devsim.errors import ConfigError
+    from devsim.errors import ConfigError, SweepStopped
     from devsim.fitting import FitError
 
     try:
@@ -376,12 +387,23 @@ def main(argv=None):
         click.echo(f"Error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except (ConfigError, DataError, FitError) as exc:
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(f"Error: {_one_line(exc)}", err=True)
         sys.exit(2)
-    except click.Abort:
+    except SweepStopped as exc:
+        click.echo(f"Error: {_one_line(exc)}", err=True)
+        sys.exit(1)
+    except OSError as exc:  # e.g. the disk filled up while a run was writing
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        click.echo(f"Error: {where}{exc.strerror or exc}; finished results are kept", err=True)
+        sys.exit(1)
+    except (click.Abort, KeyboardInterrupt):
         click.echo("Aborted.", err=True)
         sys.exit(130)
     sys.exit(status if isinstance(status, int) else 0)
+
+
+def _one_line(exc) -> str:
+    return " ".join(str(exc).split())
 
 
 if __name__ == "__main__":

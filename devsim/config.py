@@ -23,8 +23,8 @@ from devsim.data import DATASETS, INPUT_SHAPES
 from devsim.devices import Device, ExpDevice
 from devsim.errors import ConfigError
 from devsim.mapping import MAPPINGS
-from devsim.nonlinearity import NL_MAX, a_d_from_label, a_p_from_label
-from devsim.options import SPEC, FieldError, check, document, flag, option, parameters, spec_of
+from devsim.nonlinearity import NL_LIMIT, a_d_from_label, a_p_from_label
+from devsim.options import FALLBACK, SPEC, FieldError, check, document, flag, option, parameters, spec_of
 from devsim.presets import load_device
 from devsim.pulses import PULSE_RULES
 from devsim.tiles import UPDATES
@@ -43,8 +43,8 @@ def _fail(option_name, message):
 
 
 def _label_problem(value):
-    if not abs(value) < NL_MAX:
-        return f"NL label must be a number with |NL| < {NL_MAX:.2f}, got {value}"
+    if not abs(value) <= NL_LIMIT:
+        return f"NL label must be a number with |NL| <= {NL_LIMIT:.2f} (|A| >= 0.001), got {value}"
     return None
 
 
@@ -59,7 +59,8 @@ def _device_option_fields():
     derived = []
     for name, f in parameters(ExpDevice).items():
         annotation = f.type if "None" in str(f.type) else f"{f.type} | None"
-        derived.append((spec_of(f).option or name, annotation, dataclasses.field(default=None, metadata=f.metadata)))
+        metadata = {**f.metadata, FALLBACK: f.default}
+        derived.append((spec_of(f).option or name, annotation, dataclasses.field(default=None, metadata=metadata)))
     labels = [
         ("nl_ltp", "float | None", option(
             None, "NeuroSim LTP nonlinearity label instead of --ltp (e.g. 2.4 for Ag:a-Si).", unit="NL label",

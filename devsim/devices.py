@@ -219,7 +219,7 @@ class ExpDevice(Device):
     d2d: float = option(
         0.0, "Device-to-device variation of the nonlinearity: each device draws NL_LTP + N(0, d2d) and "
         "NL_LTD + N(0, d2d) once, fixed for its life.", unit="sigma, NeuroSim NL-label units",
-        label="Device-to-device σ (NL label)", symbol="D2D σ", minimum=0.0, maximum=nonlinearity.NL_MAX, group=DEVICE)
+        label="Device-to-device σ (NL label)", symbol="D2D σ", minimum=0.0, maximum=nonlinearity.NL_LIMIT, group=DEVICE)
     d2d_range: float = option(
         0.0, "Device-to-device variation of the conductance range: each device's Gmin and Gmax are scaled once by "
         "1 + N(0, d2d_range) (at least 0.05), read against the nominal reference.", unit="relative sigma",
@@ -296,7 +296,7 @@ class ExpDevice(Device):
         shape = tuple(shape)
         fields = {"d2d": 0.0, "d2d_range": 0.0, "stuck_gmin": 0.0, "stuck_gmax": 0.0}
         if self.d2d > 0:
-            limit = nonlinearity.NL_MAX - 1e-3
+            limit = nonlinearity.NL_LIMIT
             nl_p, nl_d = (np.broadcast_to(x, shape) + rng.normal(0.0, self.d2d, shape) for x in self.nl_labels)
             nl_p, nl_d = (np.clip(x, -limit, limit) for x in (nl_p, nl_d))
             fields["a_p"] = np.asarray(nonlinearity.a_p_from_label(nl_p), np.float64)

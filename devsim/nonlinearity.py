@@ -27,6 +27,9 @@ NL_UNIT = 0.098995
 NL_MAX = 1.0 / NL_UNIT
 """Label of the limit A -> 0+ (a step to the bound); no label reaches it."""
 
+NL_LIMIT = float(np.round(curves.max_gap(curves.A_MIN) / NL_UNIT, 2))
+"""Largest label accepted (10.02): that of the smallest curvature accepted, ``|A| = curves.A_MIN``."""
+
 _LOG_A_BRACKET = (np.log(1e-4), np.log(1e12))
 
 
@@ -52,17 +55,17 @@ def a_from_nl(label):
     gives ``inf`` (linear).
 
     Args:
-        label: NL label magnitude, scalar or array, ``0 <= |label| < NL_MAX``.
+        label: NL label magnitude, scalar or array, ``0 <= |label| <= NL_LIMIT``.
 
     Returns:
         ``A > 0`` (float or array).
 
     Raises:
-        ValueError: a label is NaN or not below ``NL_MAX`` (10.1).
+        ValueError: a label is NaN or above ``NL_LIMIT`` (10.02).
     """
     label = np.abs(np.asarray(label, dtype=np.float64))
-    if np.any(np.isnan(label)) or np.any(label >= NL_MAX):
-        raise ValueError(f"NL label must be a number with |NL| < {NL_MAX:.2f}, got {label}")
+    if np.any(np.isnan(label)) or np.any(label > NL_LIMIT):
+        raise ValueError(f"NL label must be a number with |NL| <= {NL_LIMIT:.2f} (|A| >= {curves.A_MIN:g}), got {label}")
     tiny = label < 1e-7
     target = np.where(tiny, 1.0, label)
     from scipy.optimize import elementwise  # scipy loads only when a label is inverted

@@ -28,6 +28,7 @@ def is_kernel(variable) -> bool:
     return variable.name == "kernel"
 
 
+@keras.saving.register_keras_serializable(package="devsim")
 class DeviceOptimizer(keras.optimizers.Optimizer):
     """Wraps a Keras optimizer so that weights are programmed into simulated devices.
 
@@ -265,6 +266,14 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         for i, tile in enumerate(self._tiles):
             tile.update(before[i] if before is not None else None, step)
         self._program_steps.assign_add(1)
+
+    def load_own_variables(self, store):
+        """Restore the saved state (conductances, counters, the inner optimizer's slots), then
+        set every device-mapped weight to what its restored devices hold (`keras.saving`)."""
+        super().load_own_variables(store)
+        if self.built:
+            for tile in self._tiles:
+                tile.read(None)
 
     @property
     def has_read_noise(self) -> bool:

@@ -121,13 +121,18 @@ def describe_allowed(spec: Spec, kind) -> str:
     noun = "an integer" if kind is int else "a finite number" if spec.finite else "a number"
     lo, hi = spec.minimum, spec.maximum
     if lo is not None and hi is not None and not spec.exclusive_minimum:
-        return f"{noun} from {lo:g} to {hi:g}"
+        return f"{noun} from {_number(lo)} to {_number(hi)}"
     parts = []
     if lo is not None:
-        parts.append(f"{'>' if spec.exclusive_minimum else '>='} {lo:g}")
+        parts.append(f"{'>' if spec.exclusive_minimum else '>='} {_number(lo)}")
     if hi is not None:
-        parts.append(f"<= {hi:g}")
+        parts.append(f"<= {_number(hi)}")
     return f"{noun} {' and '.join(parts)}" if parts else noun
+
+
+def _number(x) -> str:
+    """A bound as text: integers exactly (``4294967295``), others as ``%g`` (``0.001``, ``10.02``)."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e16 else f"{x:g}"
 
 
 def check(name: str, field: dataclasses.Field, value):
@@ -159,7 +164,7 @@ def check(name: str, field: dataclasses.Field, value):
             raise FieldError(name, f"must be layer widths (positive integers) such as 128 or 256,128, got {value!r}")
         value = tuple(int(v) for v in value)
         if not value or min(value) < 1 or (spec.maximum is not None and max(value) > spec.maximum):
-            top = f" up to {spec.maximum:g}" if spec.maximum is not None else ""
+            top = f" up to {_number(spec.maximum)}" if spec.maximum is not None else ""
             raise FieldError(name, f"must be one or more positive widths{top}, such as 128 or 256,128, got {value}")
     elif kind is int:
         if not _is_int(value):
@@ -296,6 +301,19 @@ def help_text(spec: Spec, default=None, kind=None) -> str:
     return text
 
 
+FALLBACK = "devsim_fallback"
+"""Metadata key of an override field's value when it is not given (a device option: `ExpDevice`'s default)."""
+
+
+def default_text(field) -> str:
+    """The default as a reader sees it: ``0.01``, or ``preset's, else 0`` for device overrides ("" for none)."""
+    if FALLBACK in field.metadata:
+        fallback = format_default(field.metadata[FALLBACK])
+        return f"preset's, else `{fallback}`" if fallback else "preset's"
+    default = format_default(field.default)
+    return f"`{default}`" if default else ""
+
+
 def markdown_table(cls, groups=None) -> str:
     """The option table of ``cls`` (e.g. `RunConfig`) as Markdown: option, default, unit, meaning."""
     lines = ["| option | default | unit | meaning |", "|---|---|---|---|"]
@@ -303,14 +321,18 @@ def markdown_table(cls, groups=None) -> str:
         spec = spec_of(field)
         if spec.cli is None or (groups and spec.group not in groups):
             continue
-        option_name = spec.option or name
-        cli = flag(option_name) if spec.cli != "switch" else f"{flag(option_name)}/--no-{option_name.replace('_', '-')}"
-        default = format_default(field.default)
+        cli = flag(name) if spec.cli != "switch" else f"{flag(name)}/--no-{name.replace('_', '-')}"
         meaning = spec.help.replace("|", "\\|")
         if spec.choices:
             meaning += f" Choices: {', '.join(spec.choices)}."
-        lines.append(f"| `{cli}` | {f'`{default}`' if default else ''} | {spec.unit} | {meaning} |")
+        lines.append(f"| `{cli}` | {default_text(field)} | {spec.unit} | {meaning} |")
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # python -m devsim.options: the README's option table
+    from devsim.config import RunConfig
+
+    print(markdown_table(RunConfig), end="")
 
 
 def document(cls):

@@ -196,11 +196,11 @@ def test_write_fit_writes_exactly_three_files(example_fit, tmp_path):
 
 
 def test_fit_figure_contents(example_fit):
-    from devsim import plots
+    from devsim.figures import fit, style
 
     data, r = example_fit
-    with plots.paper_style():
-        fig = fitting._fit_figure(data, r)
+    with style.paper_style():
+        fig = fit._fit_figure(data, r)
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert len(labels) == 2 and "A_p" in labels[0] and "A_d" in labels[1] and "NL" in labels[0]
@@ -384,5 +384,7 @@ def test_accelerating_fit_does_not_blow_up_with_few_cycles():
 
 
 def test_legend_shows_sane_uncertainties():
-    assert fitting._pm(-1.02, 0.13) == "-1.02 \\pm 0.13"
-    assert "46565784500381" not in fitting._pm(-1.0, 4.6e13)
+    from devsim.figures.fit import _pm
+
+    assert _pm(-1.02, 0.13) == "-1.02 \\pm 0.13"
+    assert "46565784500381" not in _pm(-1.0, 4.6e13)
