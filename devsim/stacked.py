@@ -114,7 +114,7 @@ class StackedCrossEntropy(keras.losses.Loss):
 
 def stack_key(config) -> tuple | None:
     """Runs with the same key can train as one stacked model; None: never stacked."""
-    if config.baselines or config.mapping != "reference":
+    if config.baselines or config.mapping != "reference" or config.make_device().kind != "exp":
         return None
     d = {k: v for k, v in config.to_dict().items() if k not in (*CURVATURE_FIELDS, "out", "name")}
     # copies share the curve math's code path (linear branches, symmetry), so each is computed as alone
