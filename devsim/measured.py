@@ -521,12 +521,15 @@ class TableDevice(Device):
         """The exponential device fitted to the same data (same levels and non-idealities)."""
         return dataclasses.replace(self.linear_twin(), a_p=self.a_p, a_d=self.a_d, name=self.name, source=self.source)
 
-    def sample(self, shape, seed=None) -> DevicePopulation:
-        """Each device's variant table (``d2d_cycles``), range factor and stuck state, fixed for life."""
+    def sample(self, shape, seed=None, copies: int = 0) -> DevicePopulation:
+        """Each device's variant table (``d2d_cycles``), range factor and stuck state, fixed for life.
+
+        ``copies`` leading axes of ``shape`` index stacked copies, which share one copy's draws.
+        """
         if not self.needs_sampling:
             return DevicePopulation(self)
         rng = np.random.default_rng(seed)
-        shape = tuple(shape)
+        shape = tuple(shape)[copies:]
         fields = {"d2d_range": 0.0, "stuck_gmin": 0.0, "stuck_gmax": 0.0, "d2d_cycles": False}
         if self.d2d_cycles:
             fields["variant"] = rng.integers(1, len(self.variants) + 1, size=shape).astype(np.int32)

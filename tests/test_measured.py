@@ -1,7 +1,6 @@
 """devsim.measured: the measured-table device (construction, pulses, bad data, JSON, CLI, training)."""
 
 import json
-import math
 
 import numpy as np
 import pytest
