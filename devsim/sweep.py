@@ -36,7 +36,7 @@ import traceback
 from pathlib import Path
 
 from devsim import io, options
-from devsim.errors import ConfigError
+from devsim.errors import ConfigError, SweepStopped
 
 FINISHED = ("complete", "diverged")
 SUMMARY_METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds")
@@ -211,28 +211,37 @@ def execute(config_dict: dict) -> dict:
     with quiet_stderr():  # TensorFlow's start-up chatter in worker processes
         from devsim.run import RunConfig, run
 
-    config = RunConfig(**config_dict)
     start = time.perf_counter()
-    folder = Path(config.out) / config.name
-    result = {"hash": config.name, "status": None, "seconds": 0.0, "test_accuracy": None, "error": None}
+    folder = Path(config_dict["out"]) / config_dict["name"]
+    result = {"hash": config_dict["name"], "status": None, "seconds": 0.0, "test_accuracy": None, "error": None}
     try:
+        config = RunConfig(**config_dict)  # validated again here: a device file may have gone since
         with contextlib.redirect_stdout(_io.StringIO()):
             run(config, echo=lambda line: None, warn=lambda line: None)
         record = json.loads((folder / "config.json").read_text())
         result["status"] = record["status"]
         result["test_accuracy"] = record["final"].get("device", {}).get("test_accuracy")
     except Exception as exc:  # recorded, and the sweep goes on
-        partial = folder.with_name(folder.name + ".partial")
-        partial.mkdir(parents=True, exist_ok=True)
-        error = f"{type(exc).__name__}: {exc}"
-        io.write_json(partial / "config.json", {
-            "devsim_run": {k: _canonical(v) for k, v in config.to_dict().items()},
-            "status": "failed", "error": error, "traceback": traceback.format_exc(),
-        })
-        io.replace_dir(partial, folder)
+        error = " ".join(f"{type(exc).__name__}: {exc}".split())
+        _record_failure(folder, config_dict, error, traceback.format_exc())
         result.update(status="failed", error=error)
     result["seconds"] = time.perf_counter() - start
     return result
+
+
+def _record_failure(folder: Path, config_dict: dict, error: str, trace: str):
+    """Write a failed run's config.json (status failed, the error); stop the sweep if even that fails."""
+    partial = folder.with_name(folder.name + ".partial")
+    try:
+        partial.mkdir(parents=True, exist_ok=True)
+        io.write_json(partial / "config.json", {
+            "devsim_run": {k: _canonical(v) for k, v in config_dict.items()},
+            "status": "failed", "error": error, "traceback": trace,
+        })
+        io.replace_dir(partial, folder)
+    except OSError as exc:
+        raise SweepStopped(f"cannot record the failure of run {folder.name} in {folder.parent} "
+                           f"({exc.strerror or exc}); the sweep stops here") from None
 
 
 def write_summary(sweep_dir: Path, runs) -> Path:
@@ -311,7 +320,8 @@ def run_sweep(
             echo(f"training {sum(len(g) for g in groups if len(g) > 1)} runs stacked, in {sum(len(g) > 1 for g in groups)} models")
         start, done = time.perf_counter(), len(runs) - len(todo)
         swept_of = {h: swept for h, swept, _ in runs}
-        for result in (r for results in _results(groups, client) for r in results):
+        stream = (r for group_results in _results(groups, client) for r in group_results)
+        for result in _until_stopped(stream, echo, lambda: done - (len(runs) - len(todo)), len(todo)):
             done += 1
             elapsed = time.perf_counter() - start
             finished_here = done - (len(runs) - len(todo))
@@ -364,6 +374,15 @@ def group_runs(todo, stack: int) -> list:
         key = stack_key(item[2])
         groups.setdefault(key if key is not None else ("alone", item[0]), []).append(item)
     return [members[i:i + stack] for members in groups.values() for i in range(0, len(members), stack)]
+
+
+def _until_stopped(results, echo, finished, total):
+    """Pass results on; when the sweep must stop (`SweepStopped`), say what it finished first."""
+    try:
+        yield from results
+    except SweepStopped as exc:
+        echo(f"sweep stopped after {finished()} of {total} runs to do; finished runs are kept")
+        raise exc from None
 
 
 _SCHEDULER = re.compile(r"^(tcp|tls|inproc|ucx|ws|wss)://[^\s/:]+(:\d{1,5})?/?$")

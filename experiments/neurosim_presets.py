@@ -32,6 +32,7 @@ import argparse
 import csv
 import io as _io
 import math
+import re
 import time
 from pathlib import Path
 
@@ -68,7 +69,7 @@ def published():
     with open(HERE / "neurosim_benchmark_devices.csv") as f:
         for row in csv.DictReader(f):
             if "Table II" in row["source_table"]:
-                by_name[row["device"]] = float(row["online_accuracy_MNIST"].strip("~%").split("/")[0]) / 100
+                by_name[row["device"]] = float(re.search(r"[\d.]+", row["online_accuracy_MNIST"]).group()) / 100
     names = {"EpiRAM (Ag:SiGe)": "EpiRAM (Ag:SiGe)"}
     return {key: by_name[names.get(p.device, p.device)] for key, p in PRESETS.items() if p.device in by_name}
 

@@ -20,3 +20,13 @@ def test_readme_python_example_runs():
     assert history.history["pulses_applied_dense"][0] > 0
     states = optimizer.device_states()
     assert set(states) == {"dense", "dense_1"} and states["dense"].shape == (784, 128)
+
+
+def test_ci_installs_and_tests_as_the_readme_says():
+    readme = README.read_text()
+    ci = (README.parent / ".ci" / "run").read_text()
+    commands = re.findall(r"```bash\n(.*?)```", readme, re.S)
+    install = next(line.split("#")[0].strip() for block in commands for line in block.splitlines() if "pip install -e ." in line)
+    test = next(line.strip() for block in commands for line in block.splitlines() if "pytest" in line)
+    assert install in ci and test in ci
+    assert "pytest -q -m slow" in ci  # the slow tests the README's command leaves out still run in CI

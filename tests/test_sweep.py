@@ -86,27 +86,26 @@ def test_local_sweep_summary_and_resume(tmp_path):
     assert len(read_csv(folder / "summary.csv")) == 6
 
 
-def test_failed_run_is_recorded_and_sweep_goes_on(tmp_path, monkeypatch):
-    from devsim import run as run_mod
-
-    real = run_mod._train_model
-
-    def flaky(name, device, *args, **kwargs):
-        if device is not None and device.a_p == 0.5:
-            raise RuntimeError("device exploded")
-        return real(name, device, *args, **kwargs)
-
-    monkeypatch.setattr(run_mod, "_train_model", flaky)
-    s = Sweep("f", {"ltp": [0.5, 2.0]}, TINY)
+def test_failed_run_is_recorded_and_sweep_goes_on(tmp_path):
+    device = tmp_path / "device.json"
+    device.write_text('{"a_d": 0.5, "states": 21}')
+    s = Sweep("f", {"ltp": [0.5, 2.0]}, {**TINY, "device": str(device)})
+    runs = s.runs()
     lines = []
-    folder = run_sweep(s, out=tmp_path, stack=1, echo=lines.append)
-    statuses = {json.loads((folder / h / "config.json").read_text())["status"] for h, _, _ in s.runs()}
+
+    def echo(line):  # the device file disappears after the first run: the second one fails for real
+        lines.append(line)
+        if line.startswith("[1/2]"):
+            device.unlink()
+
+    folder = run_sweep(s, out=tmp_path, stack=1, echo=echo)
+    statuses = {json.loads((folder / h / "config.json").read_text())["status"] for h, _, _ in runs}
     assert statuses == {"failed", "complete"}
-    assert any("device exploded" in line for line in lines)
-    failed = next(h for h, sw, _ in s.runs() if sw["ltp"] == 0.5)
-    assert "RuntimeError: device exploded" in json.loads((folder / failed / "config.json").read_text())["error"]
+    assert any("no such file" in line for line in lines)
+    failed = next(h for h, sw, _ in runs if sw["ltp"] == 2.0)
+    assert "--device: no such file" in json.loads((folder / failed / "config.json").read_text())["error"]
     assert {r["status"] for r in read_csv(folder / "summary.csv")} == {"failed", "complete"}
-    monkeypatch.setattr(run_mod, "_train_model", real)  # a failed run is retried next time
+    device.write_text('{"a_d": 0.5, "states": 21}')  # a failed run is retried next time
     lines.clear()
     run_sweep(s, out=tmp_path, stack=1, echo=lines.append)
     assert "1 already finished, 1 to run" in lines[0]
@@ -191,6 +190,7 @@ def dask_cluster(tmp_path):
     log.close()
 
 
+@pytest.mark.slow
 def test_dask_cluster_matches_local_and_survives_a_killed_worker(tmp_path, dask_cluster):
     address, workers = dask_cluster
     s = Sweep("d", {"seed": [0, 1], "ltp": [0.5, 2.0]}, {**TINY, "epochs": 2})
@@ -226,6 +226,7 @@ def test_stacked_sweep_equals_run_by_run(tmp_path):
     assert histories(stacked) == histories(alone)  # bit-identical, pulse counts included
 
 
+@pytest.mark.slow
 def test_local_processes(tmp_path):
     s = Sweep("p", {"seed": [0, 1]}, TINY)
     folder = run_sweep(s, out=tmp_path, workers=2, echo=lambda m: None)
