@@ -56,7 +56,7 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
     ``optimizer.tiles`` lists them. Variables that `include` rejects (biases,
     normalization) are updated in float by the inner optimizer alone. When the
     optimizer is built, each device variable's current value is snapped to the
-    nearest device state, so the model starts on reachable conductances
+    nearest device state (unless ``snap_initial=False``), so the model starts on reachable conductances
     (initialize kernels with `devsim.StateInitializer` to start from chosen
     states). The device states are optimizer variables (one float per device)
     and are saved with it; the device-to-device draws follow from the seed,
