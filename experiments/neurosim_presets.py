@@ -50,15 +50,27 @@ PUBLISHED_FLOAT = 0.94
 """Table II's 6-bit SRAM (digital) row, the nearest published number to software (float) training."""
 
 NOTES = {
-    "hzo-fefet": "NeuroSim's FeFET flag (Param.cpp FeFET, Array.cpp ReadCell): cells are read without the 15 kOhm "
-                 "access resistance but Imax/Imin (Cell.h) include it, so every weight reads high (0.03 at mid-range, "
-                 "0.055 at Gmax) and the mid-current reference is off; whether Table II's run set it is not recorded "
-                 "(docs/neurosim.md section 12). Learning with 32 levels is slow: the reference implementation reaches "
-                 "47 % after 15 epochs with the flag, 79 % without it.",
-    "gst-pcm": "R_on = 4.71 kOhm is 3.2 x smaller than the 15 kOhm access resistance (Array.cpp ReadCell): the read "
-               "current is far from linear in G. The label 0.105 is read as 0.10 by getParamA's table (formula.cpp).",
+    "hzo-fefet": "Still learning at epoch 10 (32 levels: each pulse is 1/16 of the weight range): the same run "
+                 "continued (seed 0, `--epochs 30`) reaches 88.2 % at epoch 20 and 84-89 % over epochs 20-30, "
+                 "NeuroSim's 88 %. The preset reads it with NeuroSim's FeFET flag (cells without the access "
+                 "resistance, the bounds with it: Array.cpp ReadCell, Cell.h), which docs/neurosim.md section 12 "
+                 "lists as not recorded for Table II.",
+    "gst-pcm": "The 15 kOhm access resistance (Cell.h resistanceAccess, in series in Array.cpp ReadCell) is 3.2 x "
+               "GST's R_on = 4.71 kOhm, so the read current 1/(1/G + R) is concave in G: a mid-range cell reads as "
+               "w = +0.56. Every hidden and output neuron saturates at 1 from the first image, the error signal "
+               "s2 = -2 a2 (1 - a2)(t - a2) (Train.cpp) vanishes and no pulse is ever sent (history.csv: 0 pulses). "
+               "The same run with --r-access 0 --r-wire 0 reaches 72 % after 3 epochs (seed 0): Table II's 89 % "
+               "cannot come from reads through the access transistor at Gmax = 1/R_on, which the manual does not "
+               "record (docs/neurosim.md section 12).",
     "alox-hfo2": "On/off 4.43 makes NeuroSim's initial-mapping bug (Mapping.cpp WeightToConductance without + Gmin) "
-                 "lower every initial weight by 0.58, and R_on = 16.9 kOhm is near the 15 kOhm access resistance.",
+                 "lower every initial weight by 2/(on_off - 1) = 0.58: the hidden layer starts saturated at 0, "
+                 "a1 (1 - a1) ~ 0, and after epoch 2 layer 1 gets no pulses. Without the bug (--no-gmin-offset) the "
+                 "15 kOhm access resistance against R_on = 16.9 kOhm makes weights read high and the outputs "
+                 "saturate at 1: no pulse at all. NeuroSim's own 20 % is near chance (10 %) too.",
+    "pcmo": "devsim and the numpy reference of the specification agree on this device (the same 8000 images per "
+            "epoch, C2C off: 20.2 % and 19.7 % after epochs 1 and 2 in both). Its test accuracy jumps between 12 % "
+            "and 28 % from epoch to epoch (steep curves, 50 levels, 17 % Gmin offset); Table II's 33 % is one "
+            "such epoch after 125 of them on full MNIST.",
 }
 """Why a row may miss NeuroSim's number, from NeuroSim's source (printed for rows off by more than 5 points)."""
 
@@ -179,7 +191,8 @@ def write_table(out, rows, datasets, args, seconds):
                       + ("; on mnist-5k (4000 training digits) instead of full MNIST" if fallback else ""))
             lines.append(f"- {r['device']} ({pct(r['difference'], True)} points): {common}. {why}")
         lines.append("")
-    lines.append(f"Total time: {seconds / 60:.1f} min.")
+    lines.append(f"Training time: {seconds / 60:.1f} min summed over the runs (config.json `seconds`; with "
+                 f"--workers {args.workers} the wall time is about {seconds / 60 / max(args.workers, 1):.0f} min).")
     io.write_text(out / "table.md", "\n".join(lines) + "\n")
     buf = _io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=[*rows[0], "dataset"], lineterminator="\n")
@@ -199,16 +212,16 @@ def plot(out, acc, ns, datasets):
 
     keys = [k for k in [*PRESETS, "linear", "float"] if k in acc]
     with paper_style():
-        fig, ax = plt.subplots(figsize=(6.8, 4.0))
+        fig, ax = plt.subplots(figsize=(7.0, 3.6), layout="constrained")
         colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
         for i, key in enumerate(keys):
             c = np.array([v for v in acc[key].values()])
             n = min(len(v) for v in c) if c.dtype == object else c.shape[1]
             c = np.array([v[:n] for v in acc[key].values()]) * 100
             epochs = np.arange(1, n + 1)
-            color = colors[i % len(colors)] if key != "float" else "#000000"
-            label = PRESETS[key].device if key in PRESETS else key
-            ax.plot(epochs, c.mean(axis=0), color=color, label=label, ls="--" if key in ("linear", "float") else "-")
+            color = {"float": "#000000", "linear": "#777777"}.get(key, colors[i % len(colors)])
+            label = PRESETS[key].device if key in PRESETS else {"linear": "linear device", "float": "float"}[key]
+            ax.plot(epochs, c.mean(axis=0), color=color, label=label, ls={"linear": ":", "float": "--"}.get(key, "-"))
             ax.fill_between(epochs, c.min(axis=0), c.max(axis=0), color=color, alpha=0.18, lw=0)
             if key in ns:
                 ax.plot([n + 0.6], [ns[key] * 100], marker="<", color=color, ms=6, clip_on=False)
@@ -218,7 +231,7 @@ def plot(out, acc, ns, datasets):
         dataset = ", ".join(sorted(d for d in datasets if d))
         ax.set_title(f"devsim --protocol neurosim on {dataset}; ◀ NeuroSim, Table II (125 epochs, full MNIST)",
                      fontsize=7)
-        ax.legend(fontsize=6, ncol=3, loc="lower right")
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.06, 1.0), frameon=False)
         paths = save_figure(fig, out / "accuracy")
         plt.close(fig)
     return paths
@@ -243,7 +256,10 @@ def main():
     acc.update(floats)
     datasets |= more | more2
     rows = table_rows(acc, ns)
-    print(write_table(out, rows, datasets, args, time.perf_counter() - start))
+    import json
+
+    seconds = sum(json.loads(p.read_text()).get("seconds", 0) for f in folders for p in Path(f).glob("*/config.json"))
+    print(write_table(out, rows, datasets, args, seconds or time.perf_counter() - start))
     print("figure:", ", ".join(str(p) for p in plot(out, acc, ns, datasets)))
 
 
