@@ -95,6 +95,7 @@ def _click_option(name, field, as_list=False):
         decorator = click.option(name_flag, callback=_floats, default=None, help=help_text)
     elif field.default is None and kind in (int, float) and not spec.choices:  # unset, a number, or off
         decorator = click.option(name_flag, callback=_number_or_off(kind), default=None,
+                                 metavar="INTEGER|off" if kind is int else "FLOAT|off",
                                  help=help_text + " off: unset (also when a protocol sets it).")
     else:
         kinds = {float: click.FLOAT, int: click.INT, str: click.STRING}

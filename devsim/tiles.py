@@ -228,11 +228,17 @@ class DeviceTile:
                     flat = idx[:, None] * cols + tf.range(cols, dtype=tf.int32)[None, :]
                     xi = noise.normal_at(flat, key)
                 g_new, n_lost = population.apply_pulses(g_rows, n, xi=xi)
-                w_new = ops.cast(self.mapping.weights(population.read(g_new)), self.variable.dtype)
+                w_new = ops.cast(self.mapping.weights(population.read(g_new)), "float32")
+                # one tensor holds every per-element result, so XLA computes the update once (not once
+                # per consumer: the scatter, the weights and each counter)
+                parts = [g_new, w_new]
+                if self.count_pulses:
+                    parts += [ops.abs(n) - n_lost, n_lost, ops.relu(n), ops.relu(-n)]
+                out = tf.stack(parts)
                 counts = [ops.zeros((), "int64")] * 4
                 if self.count_pulses:
-                    counts = [self._count(ops.abs(n) - n_lost), self._count(n_lost), self._count(ops.relu(n)),
-                              self._count(ops.relu(-n))]
+                    counts = tf.unstack(tf.cast(tf.reduce_sum(out[2:], axis=(1, 2)), tf.int64))
+                g_new, w_new = out[0], ops.cast(out[1], self.variable.dtype)
                 if size == rows:
                     return (g_new, w_new, *counts)
                 where = idx[:, None]
