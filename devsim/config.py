@@ -126,7 +126,7 @@ class _DeviceMethods:
         """Every field against its declaration, then the rules between fields; errors name the flag."""
         for name, field in parameters(self).items():
             try:
-                setattr(self, name, check(name, field, getattr(self, name)))
+                setattr(self, name, check(name, field, getattr(self, name), scalar=True))
             except FieldError as exc:
                 _fail(flag(name), exc.reason)
         if self.linear and any(v is not None for v in (self.ltp, self.ltd, self.nl_ltp, self.nl_ltd)):
