@@ -101,13 +101,14 @@ REFERENCE = {
 }
 
 
-def worker_command(args, tool, net, threads, batch=32, images=0, epochs=None, warmup_steps=None):
+def worker_command(args, tool, nets, threads, batch="32", images="0", epochs=None, warmup_steps=None):
+    """One process of ``tool``: every network of ``nets`` (and batch size of ``batch``) in turn."""
     worker, name, extra = TOOLS[tool]
     python = args.peers_python if worker == "torch" else sys.executable
-    if epochs is None:
-        epochs = args.epochs if common.weights_of(net) < 1_000_000 else args.large_epochs
-    return [python, str(WORKERS / f"{worker}_worker.py"), "--tool", name, "--net", net, "--threads", str(threads),
-            "--data", args.data, "--batch", str(batch), "--n", str(images), "--epochs", str(epochs),
+    epochs = ["--epochs", str(args.epochs), "--large-epochs", str(args.large_epochs)] if epochs is None else [
+        "--epochs", str(epochs)]
+    return [python, str(WORKERS / f"{worker}_worker.py"), "--tool", name, "--net", ",".join(nets), "--threads",
+            str(threads), "--data", args.data, "--batch", str(batch), "--n", str(images), *epochs,
             "--warmup-steps", str(args.warmup_steps if warmup_steps is None else warmup_steps), *extra]
 
 
@@ -149,22 +150,27 @@ def wait_for_cores(threads, wait):
 
 
 def run_worker(command, threads, timeout, wait=0.0):
+    """Results of one worker process: one dict per network (and batch size) it trained."""
     busy = wait_for_cores(threads, wait)
     started = time.perf_counter()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     try:
         done = subprocess.run(command, env=worker_env(threads), capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout} s"}
-    for line in done.stdout.splitlines():
+        stdout, error = done.stdout, None
+        if done.returncode:
+            error = f"exit {done.returncode}: {((done.stderr or '').strip().splitlines() or ['(no output)'])[-1][:300]}"
+    except subprocess.TimeoutExpired as e:
+        stdout = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        error = f"timed out after {timeout} s"
+    results = []
+    for line in stdout.splitlines():
         if line.startswith(common.RESULT_PREFIX):
             result = json.loads(line[len(common.RESULT_PREFIX):])
             result["process_seconds"] = time.perf_counter() - started
             result["loadavg_1min_before"] = load
             result["busy_cores_before"] = busy  # by other processes, measured just before the worker started
-            return result
-    tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-    return {"error": f"exit {done.returncode}: {tail[:300]}"}
+            results.append(result)
+    return results, error
 
 
 def probe(python, code):
@@ -312,6 +318,7 @@ def main(argv=None):
     p.add_argument("--tools", default=",".join(DEFAULT_TOOLS), help=f"any of {', '.join(TOOLS)}")
     p.add_argument("--samples-nets", default="784-128-10,784-512-512-10",
                    help="networks for samples/s at batch 1/32/256 (1 thread); empty: skip")
+    p.add_argument("--samples-repeats", type=int, default=1, help="processes per tool for samples/s")
     p.add_argument("--samples-tools", default=",".join(SAMPLE_TOOLS))
     p.add_argument("--peers-python", default=os.environ.get("DEVSIM_PEERS_PYTHON", "/work/peers-venv/bin/python"))
     p.add_argument("--quick", action="store_true", help="784-128-10 and 784-512-512-10 at 1 thread, no samples/s")
@@ -343,44 +350,45 @@ def main(argv=None):
     dataset = write_data(args.data)
 
     cells, raw = {}, []
-    total = args.repeats * len(nets) * len(threads) * len(tools)
+    total = args.repeats * len(threads) * len(tools)
     done = 0
     for rep in range(args.repeats):
-        for net in nets:
-            for t in threads:
-                k = (rep + nets.index(net)) % len(tools)
-                for tool in tools[k:] + tools[:k]:  # rotated: no tool always runs first or after the same one
-                    result = run_worker(worker_command(args, tool, net, t), t, args.timeout, args.wait_idle)
+        for t in threads:
+            k = (rep * len(threads) + threads.index(t)) % len(tools)
+            for tool in tools[k:] + tools[:k]:  # rotated: no tool always runs first or after the same one
+                results, error = run_worker(worker_command(args, tool, nets, t), t, args.timeout, args.wait_idle)
+                by_net = {r["net"]: r for r in results}
+                for net in nets:
+                    result = by_net.get(net, {"error": error or "no result"})
                     result.update(repeat=rep, name=tool, net=net, threads=t)
                     raw.append(result)
                     cells.setdefault((net, t), {}).setdefault(tool, {})[rep] = result
-                    done += 1
-                    status = (f"{median(result['epoch_seconds']):.3f} s/epoch" if "epoch_seconds" in result
-                              else result["error"])
-                    busy = result.get("busy_cores_before")
-                    print(f"[{done}/{total} {time.perf_counter() - started:5.0f} s] rep {rep} {net} {t}t "
-                          f"{tool}: {status}" + (f"  (others busy: {busy:.1f} cores)" if busy is not None else ""),
-                          flush=True)
-    table = summarize(cells, tools)
+                done += 1
+                busy = results[0].get("busy_cores_before") if results else None
+                status = ", ".join(f"{r['net']} {median(r['epoch_seconds']):.3f}" for r in results) or error
+                print(f"[{done}/{total} {time.perf_counter() - started:5.0f} s] rep {rep} {t}t {tool}: {status} s/epoch"
+                      + (f"; {error}" if error and results else "")
+                      + (f"  (others busy: {busy:.1f} cores)" if busy is not None else ""), flush=True)
+    table = summarize({k: cells[k] for k in [(n, t) for n in nets for t in threads] if k in cells}, tools)
 
     samples = {}
     sample_tools = [t for t in args.samples_tools.split(",") if t in tools]
-    for net in [n for n in args.samples_nets.split(",") if n]:
-        for rep in range(args.repeats):
-            for batch, images in SAMPLE_BATCHES.items():
-                k = rep % len(sample_tools)
-                for tool in sample_tools[k:] + sample_tools[:k]:
-                    warm = max(20, -(-images // batch)) if batch > 32 else (20 if batch == 32 else 50)
-                    result = run_worker(worker_command(args, tool, net, 1, batch, images, epochs=2, warmup_steps=warm),
+    batches = ",".join(str(b) for b in SAMPLE_BATCHES)
+    images = ",".join(str(v) for v in SAMPLE_BATCHES.values())
+    sample_nets = [n for n in args.samples_nets.split(",") if n]
+    for rep in range(args.samples_repeats if sample_nets else 0):
+        k = rep % len(sample_tools)
+        for tool in sample_tools[k:] + sample_tools[:k]:
+            results, error = run_worker(worker_command(args, tool, sample_nets, 1, batches, images, epochs=2),
                                         1, args.timeout, args.wait_idle)
-                    result.update(repeat=rep, name=tool, net=net, threads=1, samples_run=True)
-                    raw.append(result)
-                    if "epoch_seconds" in result:
-                        samples.setdefault(net, {}).setdefault(str(batch), {}).setdefault(tool, []).extend(
-                            images / s for s in result["epoch_seconds"])
-                    print(f"[samples/s {time.perf_counter() - started:5.0f} s] rep {rep} {net} batch {batch} {tool}: "
-                          + (f"{images / median(result['epoch_seconds']):.0f}/s" if "epoch_seconds" in result
-                             else result["error"]), flush=True)
+            for r in results:
+                r.update(repeat=rep, name=tool, threads=1, samples_run=True)
+                raw.append(r)
+                samples.setdefault(r["net"], {}).setdefault(str(r["batch"]), {}).setdefault(tool, []).extend(
+                    r["images"] / s for s in r["epoch_seconds"])
+            print(f"[samples/s {time.perf_counter() - started:5.0f} s] rep {rep} {tool}: "
+                  + (", ".join(f"{r['net']} b{r['batch']} {r['images'] / median(r['epoch_seconds']):.0f}/s" for r in results)
+                     or error), flush=True)
     samples = {net: {b: {t: median(v) for t, v in row.items()} for b, row in by_batch.items()}
                for net, by_batch in samples.items()}
 

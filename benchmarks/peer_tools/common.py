@@ -28,20 +28,40 @@ def pin_thread_env(threads: int) -> None:
 def parse_args(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("--tool", required=True)
-    p.add_argument("--net", required=True, help="e.g. 784-128-10")
+    p.add_argument("--net", required=True, help="e.g. 784-128-10; a comma list trains each in turn")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--data", required=True, help=".npz with x (n, 28, 28) float32 and y (n,) int64")
-    p.add_argument("--n", type=int, default=0, help="images per epoch (0: all)")
-    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--n", default="0", help="images per epoch (0: all); a comma list pairs with --batch")
+    p.add_argument("--batch", default="32", help="batch size; a comma list trains each in turn")
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--warmup-steps", type=int, default=20, help="steps trained before timing (compilation, caches)")
     p.add_argument("--warmup-epochs", type=int, default=0, help="full epochs trained before timing (instead of steps)")
     p.add_argument("--epochs", type=int, default=2, help="timed epochs")
+    p.add_argument("--large-epochs", type=int, default=0, help="timed epochs of networks >= 1M weights (0: --epochs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps-per-execution", type=int, default=1, help="Keras only; 0: the whole epoch")
     p.add_argument("--jit", default="auto", help="Keras only: auto, true, false")
     p.add_argument("--data-pipeline", default="numpy", help="Keras only: numpy (fit defaults) or tfdata (prefetch)")
     return p.parse_args(argv)
+
+
+def configs(args):
+    """One namespace per (network, batch size) of the comma lists, each with a single net, batch and n."""
+    import copy
+
+    batches = [int(b) for b in str(args.batch).split(",")]
+    ns = [int(v) for v in str(args.n).split(",")]
+    if len(ns) == 1:
+        ns = ns * len(batches)
+    if len(ns) != len(batches):
+        raise SystemExit("--n needs one value or one per --batch")
+    for net in args.net.split(","):
+        for batch, n in zip(batches, ns):
+            one = copy.copy(args)
+            one.net, one.batch, one.n = net, batch, n
+            if args.large_epochs and weights_of(net) >= 1_000_000:
+                one.epochs = args.large_epochs
+            yield one
 
 
 def hidden_sizes(net: str):

@@ -192,6 +192,16 @@ def main():
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    for one in common.configs(args):
+        keras.backend.clear_session()
+        run(one)
+
+
+def run(args):
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
     x, y = common.load_data(args)
     if args.tool.startswith("tf-") or args.tool.endswith("-epoch"):
         run = plain_tf if args.tool.startswith("tf-") else epoch_loop

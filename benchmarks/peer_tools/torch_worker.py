@@ -60,12 +60,19 @@ def main():
     if args.tool not in TOOLS:
         raise SystemExit(f"unknown tool {args.tool}; one of {TOOLS}")
     common.pin_thread_env(args.threads)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(args.threads)
+    for one in common.configs(args):
+        run(one)
+
+
+def run(args):
     import numpy as np
     import torch
     import torch.nn.functional as F
 
-    torch.set_num_threads(args.threads)
-    torch.set_num_interop_threads(args.threads)
     torch.manual_seed(args.seed)
     x_np, y_np = common.load_data(args)
     x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)
