@@ -8,16 +8,18 @@ a 23-bit uniform from two rounds of the lowbias32 hash of (index, key). This
 script does not change devsim: it swaps `devsim.noise.normal` (and, for one
 variant, `devsim.noise.uniform`) for prototypes, in this process only.
 
-1. Micro: ns per draw of each variant for the 670,672 weights of
+1. Micro: ns per draw of each variant for the 668,672 weights of
    784-512-512-10 (three draws of the layer shapes in one XLA program, summed
-   so nothing is optimized away), interleaved rounds, median.
+   so nothing is optimized away), interleaved rounds, median; and the same
+   draws feeding devsim's C2C term inside `ExpDevice.apply_pulses` (where the
+   fusion decides what a draw costs).
 2. Quality: 2^22 draws of each variant against N(0, 1): mean, sd, skew,
    excess kurtosis, Kolmogorov-Smirnov distance, the largest |z|, the
    correlation of neighbouring elements and of the same element at
    consecutive keys.
 3. End to end, 784-512-512-10, batch 32: seconds per step of float Keras,
-   devsim stochastic without C2C, and devsim stochastic + C2C 0.02 with each
-   normal variant, trained (a) by model.fit(jit_compile=True,
+   devsim stochastic without C2C, and devsim stochastic + C2C 0.02 with the
+   normal variants that were not already slower in 1, trained (a) by model.fit(jit_compile=True,
    steps_per_execution=whole epoch) and (b) by a whole-epoch XLA program
    (benchmarks/peer_tools/keras_worker.py's epoch loop); the models live in
    one process and train one epoch each in turn (rounds), the median per
@@ -158,8 +160,11 @@ def variants():
     }, {"uniform, 1 hash round": lambda shape, key: to_uniform(bits_1round(shape, key))}
 
 
-# slower than devsim's own in the micro benchmark already (libm sin/cos are not vectorized by XLA)
-E2E_SKIP = ("inverse-cdf, XLA erfinv", "box-muller, sin/cos", "stateless_normal threefry")
+# Slower than devsim's own already in the micro benchmarks: libm sin/cos are not vectorized by XLA;
+# every Box-Muller layout (pairs concatenated into the weight's shape) breaks the fusion of the
+# device update (2.4-4x devsim's draw inside it, `in_update`, and 17-25x end to end when measured).
+E2E_SKIP = ("inverse-cdf, XLA erfinv", "box-muller, sin/cos", "stateless_normal threefry", "box-muller, poly sincos",
+            "box-muller, poly sincos, 1 round", "box-muller, splitmix64 (1 hash/pair)")
 SHAPES = ((784, 512), (512, 512), (512, 10))  # 784-512-512-10: 668,672 weights
 
 
@@ -194,6 +199,50 @@ def micro(normals, rounds):
             walls[name].append((time.perf_counter() - t) / 11 / size * 1e9)
     return {k: {"ns_per_draw": statistics.median(v), "min": min(v), "max": max(v),
                 "wall_ns_per_draw": statistics.median(walls[k])} for k, v in times.items()}
+
+
+def in_update(normals, rounds, density=0.004):
+    """ms per call of devsim's ExpDevice.apply_pulses on the 668,672 devices of 784-512-512-10 with each
+    normal variant feeding its C2C term (``density`` of the devices pulsed, as in training): the draw's
+    cost where it matters, inside the device update's XLA fusion."""
+    import numpy as np
+    import tensorflow as tf
+
+    from devsim import ExpDevice, noise
+
+    device = ExpDevice(0.8, 0.8, 101, c2c=0.02)
+    rng = np.random.default_rng(0)
+    gs = [tf.Variable(rng.random(s).astype(np.float32)) for s in SHAPES]
+    ns = [tf.constant(np.where(rng.random(s) < density, rng.choice([-1.0, 1.0], s), 0.0).astype(np.float32))
+          for s in SHAPES]
+    fns = {}
+    for name, normal in {"no C2C (noise-free update)": None, **normals}.items():
+        def f(step, normal=normal):
+            for i, (g, n) in enumerate(zip(gs, ns)):
+                if normal is None:
+                    g_new, _ = device._noiseless.apply_pulses(g.read_value(), n)
+                else:
+                    xi = normal(tuple(g.shape), noise.key(0, step, 3 * i + 1))
+                    g_new, _ = device.apply_pulses(g.read_value(), n, xi=xi)
+                g.assign(g_new)
+            return tf.constant(0)
+
+        fns[name] = tf.function(f, jit_compile=True, autograph=False)
+    for fn in fns.values():
+        fn(tf.constant(0, tf.int64))
+    times = {k: [] for k in fns}
+    for r in range(rounds):
+        for name, fn in fns.items():
+            c = time.process_time()
+            for s in range(10):
+                fn(tf.constant(r * 10 + s, tf.int64))
+            fn(tf.constant(0, tf.int64)).numpy()
+            times[name].append((time.process_time() - c) / 11 * 1e3)
+    base = statistics.median(times["no C2C (noise-free update)"])
+    return {k: {"ms_per_update": statistics.median(v), "min": min(v), "max": max(v),
+                "c2c_ms": statistics.median(v) - base,
+                "c2c_ns_per_device": (statistics.median(v) - base) * 1e6 / sum(math.prod(s) for s in SHAPES)}
+            for k, v in times.items()}
 
 
 def quality(normals):
@@ -258,8 +307,8 @@ def end_to_end(normals, uniform_1round, rounds, epochs_per_round, net, threads):
         if name in E2E_SKIP:
             continue
         configs[f"devsim + C2C: {name}"] = ("c2c", fn, None)
-    configs["devsim + C2C: box-muller poly, 1 round; uniform 1 round"] = (
-        "c2c", normals["box-muller, poly sincos, 1 round"], uniform_1round)
+    configs["devsim + C2C: inverse-cdf 1 round; uniform 1 round"] = (
+        "c2c", normals["inverse-cdf, 1 hash round"], uniform_1round)
     configs["devsim, no C2C; uniform 1 round"] = ("device", None, uniform_1round)
 
     trainers = {}
@@ -299,10 +348,11 @@ def end_to_end(normals, uniform_1round, rounds, epochs_per_round, net, threads):
     for path in ("fit jit spe", "epoch program"):
         rows = {name: times[(path, name)] for (p, name) in trainers if p == path}
         float_step = statistics.median(rows["float"])
-        device_step = statistics.median(rows["devsim, no C2C"])
+        device_steps = {base: statistics.median(rows[base]) for base in ("devsim, no C2C", "devsim, no C2C; uniform 1 round")}
         out = {}
         for name, ts in rows.items():
             step = statistics.median(ts)
+            device_step = device_steps["devsim, no C2C; uniform 1 round" if "uniform 1 round" in name else "devsim, no C2C"]
             row = {"ms_per_step": step * 1e3, "min_ms": min(ts) * 1e3, "max_ms": max(ts) * 1e3,
                    "x_float_step": step / float_step, "wall_ms_per_step": statistics.median(walls[(path, name)]) * 1e3}
             if name.startswith("devsim + C2C"):
@@ -358,7 +408,7 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--net", default="784-512-512-10")
-    p.add_argument("--skip", default="", help="comma list of: micro, quality, e2e")
+    p.add_argument("--skip", default="", help="comma list of: micro, in_update, quality, e2e")
     p.add_argument("--out", default=str(HERE / "noise_draws.json"))
     args = p.parse_args()
     setup_threads(args.threads)
@@ -373,6 +423,12 @@ def main():
         print("\nns per draw (process CPU time), 668,672 draws in one XLA program (median [min-max]; wall):")
         for k, v in result["micro_ns_per_draw"].items():
             print(f"  {k:<40} {v['ns_per_draw']:6.2f} [{v['min']:.2f}-{v['max']:.2f}]  wall {v['wall_ns_per_draw']:.2f}")
+    if "in_update" not in skip:
+        result["in_update"] = in_update(normals, max(args.rounds, 5))
+        print("\ninside the device update (ExpDevice.apply_pulses, 668,672 devices, 0.4 % pulsed), CPU ms per update:")
+        for k, v in result["in_update"].items():
+            print(f"  {k:<40} {v['ms_per_update']:6.3f} [{v['min']:.3f}-{v['max']:.3f}]  C2C {v['c2c_ms']:.3f} ms "
+                  f"= {v['c2c_ns_per_device']:.2f} ns per device")
     if "quality" not in skip:
         result["quality"] = quality(normals)
         print("\nquality, 2^22 draws:")

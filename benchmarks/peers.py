@@ -1,8 +1,8 @@
 """devsim against its peers: float PyTorch, aihwkit, float Keras, per epoch.
 
-    python benchmarks/peers.py                 # ~6-8 minutes on 2 cores: every network, 1 and 2 threads
-    python benchmarks/peers.py --repeats 5     # tighter medians
-    python benchmarks/peers.py --quick         # ~2 minutes: 784-128-10 and 784-512-512-10, 1 thread
+    python benchmarks/peers.py                 # ~8 minutes on 2 idle cores (far more when they are busy)
+    python benchmarks/peers.py --repeats 5 --epochs 2   # tighter medians
+    python benchmarks/peers.py --quick         # ~2 minutes: 784-128-10 and 784-512-512-10, 1 thread, 1 repeat
 
 One driver; every measurement is a fresh subprocess that trains one tool on
 one network with its threads pinned (OMP/MKL/OpenBLAS_NUM_THREADS,
@@ -90,7 +90,7 @@ TOOLS = {
 DEFAULT_TOOLS = ("torch", "aihwkit-constantstep", "aihwkit-expstep", "keras", "keras-jit-spe",
                  "devsim", "devsim-c2c", "devsim-c2c-jit-spe")
 SAMPLE_TOOLS = ("torch", "aihwkit-expstep", "keras", "keras-jit-spe", "devsim-c2c", "devsim-c2c-jit-spe")
-SAMPLE_BATCHES = {1: 1000, 32: 4000, 256: 3840}  # batch: images per epoch (whole batches only)
+SAMPLE_BATCHES = {1: 500, 32: 4000, 256: 3840}  # batch: images per epoch (whole batches only)
 
 # The issue's figures (seconds per epoch, 1 thread, measured side by side earlier), for tools not importable here.
 REFERENCE = {
@@ -225,6 +225,11 @@ def write_data(path):
     return data.info()
 
 
+def save_partial(out, raw):
+    """Every run so far, in case the driver is stopped: ``<out>.partial`` (removed at the end)."""
+    Path(out + ".partial").write_text(json.dumps(common.finite({"complete": False, "runs": raw}), allow_nan=False))
+
+
 def median(xs):
     return float(statistics.median(xs)) if xs else None
 
@@ -310,18 +315,18 @@ def machine_info():
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=2, help="processes per tool and cell (default 2)")
-    p.add_argument("--epochs", type=int, default=2, help="timed epochs per process, networks < 1M weights")
+    p.add_argument("--epochs", type=int, default=1, help="timed epochs per process, networks < 1M weights")
     p.add_argument("--large-epochs", type=int, default=1, help="timed epochs per process, networks >= 1M weights")
-    p.add_argument("--warmup-steps", type=int, default=20, help="steps trained before timing, per process")
+    p.add_argument("--warmup-steps", type=int, default=10, help="steps trained before timing, per process")
     p.add_argument("--nets", default=",".join(NETS))
     p.add_argument("--threads", default="1,2")
     p.add_argument("--tools", default=",".join(DEFAULT_TOOLS), help=f"any of {', '.join(TOOLS)}")
-    p.add_argument("--samples-nets", default="784-128-10,784-512-512-10",
+    p.add_argument("--samples-nets", default="784-128-10",
                    help="networks for samples/s at batch 1/32/256 (1 thread); empty: skip")
     p.add_argument("--samples-repeats", type=int, default=1, help="processes per tool for samples/s")
     p.add_argument("--samples-tools", default=",".join(SAMPLE_TOOLS))
     p.add_argument("--peers-python", default=os.environ.get("DEVSIM_PEERS_PYTHON", "/work/peers-venv/bin/python"))
-    p.add_argument("--quick", action="store_true", help="784-128-10 and 784-512-512-10 at 1 thread, no samples/s")
+    p.add_argument("--quick", action="store_true", help="784-128-10 and 784-512-512-10 at 1 thread, 1 repeat, no samples/s")
     p.add_argument("--timeout", type=int, default=900, help="seconds per worker process")
     p.add_argument("--wait-idle", type=float, default=0.0,
                    help="before each worker, wait up to this many seconds until other processes leave its "
@@ -329,7 +334,7 @@ def main(argv=None):
     p.add_argument("--out", default=str(HERE / "peers_results.json"))
     args = p.parse_args(argv)
     if args.quick:
-        args.nets, args.threads, args.samples_nets = "784-128-10,784-512-512-10", "1", ""
+        args.nets, args.threads, args.samples_nets, args.repeats = "784-128-10,784-512-512-10", "1", "", 1
     nets = [n for n in args.nets.split(",") if n]
     threads = [int(t) for t in args.threads.split(",") if t]
     wanted = [t for t in args.tools.split(",") if t]
@@ -364,6 +369,7 @@ def main(argv=None):
                     raw.append(result)
                     cells.setdefault((net, t), {}).setdefault(tool, {})[rep] = result
                 done += 1
+                save_partial(args.out, raw)
                 busy = results[0].get("busy_cores_before") if results else None
                 status = ", ".join(f"{r['net']} {median(r['epoch_seconds']):.3f}" for r in results) or error
                 print(f"[{done}/{total} {time.perf_counter() - started:5.0f} s] rep {rep} {t}t {tool}: {status} s/epoch"
@@ -379,7 +385,7 @@ def main(argv=None):
     for rep in range(args.samples_repeats if sample_nets else 0):
         k = rep % len(sample_tools)
         for tool in sample_tools[k:] + sample_tools[:k]:
-            results, error = run_worker(worker_command(args, tool, sample_nets, 1, batches, images, epochs=2),
+            results, error = run_worker(worker_command(args, tool, sample_nets, 1, batches, images, epochs=args.epochs),
                                         1, args.timeout, args.wait_idle)
             for r in results:
                 r.update(repeat=rep, name=tool, threads=1, samples_run=True)
@@ -421,6 +427,7 @@ def main(argv=None):
             for b, row in by_batch.items():
                 print(f"  {net:<18} batch {b:>3}: " + ", ".join(f"{t} {v:,.0f}" for t, v in row.items()))
     Path(args.out).write_text(json.dumps(common.finite(result), indent=1, allow_nan=False) + "\n")
+    Path(args.out + ".partial").unlink(missing_ok=True)
     print(f"\nwritten: {args.out} ({result['seconds']:.0f} s)")
 
 
