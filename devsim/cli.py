@@ -343,6 +343,11 @@ def device(out, name, save, **options):  # noqa: F811 - the command, not the opt
     click.echo("pulse   " + "  ".join(f"{p:>6d}" for p in ticks))
     click.echo("g       " + "  ".join(f"{g[p]:6.3f}" for p in ticks))
     io.check_writable(Path(out), "--out")
+    if save:  # checked before anything is drawn
+        target = Path(save)
+        if target.is_dir():
+            raise click.BadParameter(f"{save} is a folder; give a file name such as mydevice.json", param_hint="'--save'")
+        io.check_writable(target.parent, "--save")
     paths = plot_device_response(dev, folder / "conductance")
     click.echo("figure: " + ", ".join(str(p) for p in paths))
     if save:
@@ -412,6 +417,9 @@ def main(argv=None):
     from devsim.errors import ConfigError, SweepStopped
     from devsim.fitting import FitError
 
+    import warnings
+
+    warnings.formatwarning = _warning_line
     try:
         status = cli.main(args=argv, prog_name="devsim", standalone_mode=False)
     except click.ClickException as exc:
@@ -431,6 +439,11 @@ def main(argv=None):
         click.echo("Aborted.", err=True)
         sys.exit(130)
     sys.exit(status if isinstance(status, int) else 0)
+
+
+def _warning_line(message, category, filename, lineno, line=None) -> str:
+    """Warnings as one line, without the Python source line they were raised from."""
+    return f"Warning: {' '.join(str(message).split())}\n"
 
 
 def _one_line(exc) -> str:

@@ -147,7 +147,7 @@ class _DeviceMethods:
                 setattr(self, name, OFF)  # off: resolved to None after a protocol would have set it
                 continue
             try:
-                setattr(self, name, check(name, field, getattr(self, name)))
+                setattr(self, name, check(name, field, getattr(self, name), scalar=True))
             except FieldError as exc:
                 _fail(flag(name), exc.reason)
         if self.linear and any(v is not None for v in (self.ltp, self.ltd, self.nl_ltp, self.nl_ltd)):
