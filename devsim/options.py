@@ -257,6 +257,8 @@ def parse(field: dataclasses.Field, text: str, name: str):
         FieldError: the text is not a value of the field's type.
     """
     kind = value_type(field)
+    if field.default is None and is_off(text):
+        return OFF
     if not isinstance(text, str):
         if kind is tuple and isinstance(text, list):
             return tuple(text)
