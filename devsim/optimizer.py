@@ -100,6 +100,8 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
             device state when the optimizer is built (False: its conductance is
             the float value the variable maps to, NeuroSim's initial states).
         pulse_truncation: NeuroSim's ``(int)((k/N) N)`` in ``pulses="neurosim"``.
+        count_lost: with ``count_pulses``, also count the pulses applied and lost at
+            the bounds (a logarithm per device); False: only the LTP and LTD pulses sent.
         skip_zero_rows: batch updates program only the kernel rows whose change
             is not all zero (`devsim.tiles.DeviceTile`): the same numbers, faster
             for binary inputs.
@@ -127,6 +129,7 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         snap_initial: bool = True,
         pulse_truncation: bool = False,
         skip_zero_rows: bool = False,
+        count_lost: bool = True,
         name: str = "device_optimizer",
     ):
         super().__init__(learning_rate=0.0, name=name)
@@ -155,7 +158,7 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         self.jit_compile = bool(jit_compile)
         self.count_pulses = update == "epoch" if count_pulses is None else bool(count_pulses)
         self.snap_initial, self.pulse_truncation = bool(snap_initial), bool(pulse_truncation)
-        self.skip_zero_rows = bool(skip_zero_rows)
+        self.skip_zero_rows, self.count_lost = bool(skip_zero_rows), bool(count_lost)
 
     def device_for(self, variable) -> Device:
         """The device model of a device-mapped variable."""
@@ -194,7 +197,7 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
                 v, self.device_for(v), self.mapping, self.pulses, self.max_pulses, index=i, seed=self.seed,
                 stack_axes=self.stack_axes, count_pulses=self.count_pulses, read_noise_in_steps=self.update == "batch",
                 snap_initial=self.snap_initial, pulse_truncation=self.pulse_truncation,
-                skip_zero_rows=self.skip_zero_rows,
+                skip_zero_rows=self.skip_zero_rows, count_lost=self.count_lost,
             )
             for i, v in enumerate(v for v in var_list if self._includes(v))
         ]
@@ -374,6 +377,7 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
             "snap_initial": self.snap_initial,
             "pulse_truncation": self.pulse_truncation,
             "skip_zero_rows": self.skip_zero_rows,
+            "count_lost": self.count_lost,
         }
 
     @classmethod

@@ -46,6 +46,7 @@ NEUROSIM = {
     "mapping": "reference",
     "wmax": 1.0,
     "count_pulses": True,
+    "count_lost": False,  # NeuroSim counts the pulses it sends (LTP, LTD), not those past a bound
     # devices (Cell.cpp, formula.cpp): maxNumLevel = pulses of a full sweep, the label table
     "preset_levels": "neurosim",
     "nl_table": True,

@@ -177,7 +177,7 @@ def build_model(model_name, device, level_device, config, data, states_p):
         optimizer = DeviceOptimizer(
             inner, device, mapping, pulses=config.pulses, max_pulses=config.max_pulses, update=config.update, seed=config.seed,
             count_pulses=config.count_pulses, snap_initial=config.snap_init, pulse_truncation=config.pulse_truncation,
-            skip_zero_rows=config.skip_zero_rows,
+            skip_zero_rows=config.skip_zero_rows, count_lost=config.count_lost,
         )
         callbacks.append(ProgramDevices())
     loss = losses.get(config.loss)
@@ -273,7 +273,11 @@ class RunFolder:
         io.write_text(self.partial / "history.csv", _history_csv(self.rows))
         pulses = sum(v for k, v in row.items() if k.startswith("pulses_applied_"))
         lost = sum(v for k, v in row.items() if k.startswith("pulses_lost_"))
-        pulse_text = f"  pulses {pulses:>8d}  lost {lost:>6d}" if any(k.startswith("pulses_") for k in row) else ""
+        pulse_text = f"  pulses {pulses:>8d}  lost {lost:>6d}" if any(k.startswith("pulses_applied_") for k in row) else ""
+        if not pulse_text and any(k.startswith("pulses_ltp_") for k in row):
+            ltp = sum(v for k, v in row.items() if k.startswith("pulses_ltp_"))
+            ltd = sum(v for k, v in row.items() if k.startswith("pulses_ltd_"))
+            pulse_text = f"  LTP {ltp:>8d}  LTD {ltd:>8d}"
         self.echo(
             f"[{row['model']:>6}] epoch {row['epoch']:>3}/{self.config.epochs}  loss {row['train_loss']:.4f}  "
             f"train {row['train_accuracy']:.4f}  test {row['test_accuracy']:.4f}{pulse_text}  {row['seconds']:.2f} s"

@@ -76,6 +76,9 @@ class DeviceTile:
         snap_initial: put the variable's initial value on the nearest device
             state (else its conductance is taken as a float, unquantized).
         pulse_truncation: NeuroSim's ``(int)((k/N) N)`` in the ``neurosim`` rule.
+        count_lost: with ``count_pulses``, also count the pulses applied and those
+            lost at the bounds (a logarithm per device); off: only the LTP and LTD
+            pulses sent.
         skip_zero_rows: batch updates program only the rows (inputs) whose
             weight change is not all zero, gathered into the smallest of a few
             row buckets that holds them (`ROW_BUCKETS`); the same numbers, faster
@@ -86,9 +89,10 @@ class DeviceTile:
     kind = "device"
 
     def __init__(self, variable, device, mapping, pulses, max_pulses, index, seed, stack_axes=0, count_pulses=False,
-                 read_noise_in_steps=True, snap_initial=True, pulse_truncation=False, skip_zero_rows=False):
+                 read_noise_in_steps=True, snap_initial=True, pulse_truncation=False, skip_zero_rows=False,
+                 count_lost=True):
         self.variable, self.device, self.mapping = variable, device, mapping
-        self.skip_zero_rows = bool(skip_zero_rows)
+        self.skip_zero_rows, self.count_lost = bool(skip_zero_rows), bool(count_lost)
         self.snap_initial, self.pulse_truncation = bool(snap_initial), bool(pulse_truncation)
         self.rule, self.pulses, self.max_pulses = PULSE_RULES[pulses], pulses, max_pulses
         self.index, self.seed, self.stack_axes = index, int(seed), int(stack_axes)
@@ -175,8 +179,9 @@ class DeviceTile:
         n = self.mapping.route(self._pulses(dw, population, u))
         g_new, n_lost = population.apply_pulses(g_old, n, xi=xi_c2c)
         if self.count_pulses:
-            self.applied.assign_add(self._count(ops.abs(n) - n_lost))
-            self.lost.assign_add(self._count(n_lost))
+            if self.count_lost:
+                self.applied.assign_add(self._count(ops.abs(n) - n_lost))
+                self.lost.assign_add(self._count(n_lost))
             self.ltp.assign_add(self._count(ops.relu(n)))
             self.ltd.assign_add(self._count(ops.relu(-n)))
         self.conductance.assign(g_new)
@@ -233,7 +238,8 @@ class DeviceTile:
                 # per consumer: the scatter, the weights and each counter)
                 parts = [g_new, w_new]
                 if self.count_pulses:
-                    parts += [ops.abs(n) - n_lost, n_lost, ops.relu(n), ops.relu(-n)]
+                    lost_terms = [ops.abs(n) - n_lost, n_lost] if self.count_lost else [ops.zeros_like(n)] * 2
+                    parts += [*lost_terms, ops.relu(n), ops.relu(-n)]
                 out = tf.stack(parts)
                 counts = [ops.zeros((), "int64")] * 4
                 if self.count_pulses:
@@ -249,8 +255,9 @@ class DeviceTile:
         branch = tf.reduce_sum(tf.cast(tf.constant(sizes, tf.int32) < count, tf.int32))
         g_new, w_new, applied, lost, ltp, ltd = tf.switch_case(branch, [bucket(s) for s in [*sizes, rows]])
         if self.count_pulses:
-            self.applied.assign_add(applied)
-            self.lost.assign_add(lost)
+            if self.count_lost:
+                self.applied.assign_add(applied)
+                self.lost.assign_add(lost)
             self.ltp.assign_add(ltp)
             self.ltd.assign_add(ltd)
         self.conductance.assign(g_new)
@@ -277,7 +284,8 @@ class DeviceTile:
         "pulses_ltd_<layer>": n}`` (per copy when stacked); LTP and LTD are the pulses sent
         in each direction, applied or lost."""
         counts = {}
-        for key, var in (("applied", self.applied), ("lost", self.lost), ("ltp", self.ltp), ("ltd", self.ltd)):
+        kept = (("applied", self.applied), ("lost", self.lost)) if self.count_lost else ()
+        for key, var in (*kept, ("ltp", self.ltp), ("ltd", self.ltd)):
             value = var.numpy()
             counts[f"pulses_{key}_{self.layer}"] = int(value) if value.ndim == 0 else value.copy()
             if reset:
