@@ -29,7 +29,9 @@ def _widths(ctx, param, value):
         raise click.BadParameter(f"must be comma-separated layer widths such as 128 or 256,128, got {value!r}") from None
 
 
-GROUP_TITLES = {"device": "Device options", "training": "Training options", "output": "Output options"}
+GROUP_TITLES = {"device": "Device options", "algorithm": "Algorithm options (docs/algorithms.md)",
+                "periphery": "Periphery options (docs/periphery.md)", "training": "Training options",
+                "output": "Output options"}
 
 
 class GroupedCommand(click.Command):

@@ -18,13 +18,15 @@ import dataclasses
 import math
 import os
 
+from devsim import algorithms as algorithms_mod
 from devsim import io
 from devsim.data import DATASETS, INPUT_SHAPES
 from devsim.devices import ExpDevice
 from devsim.errors import ConfigError
 from devsim.mapping import MAPPINGS
 from devsim.nonlinearity import NL_LIMIT, a_d_from_label, a_p_from_label
-from devsim.options import FALLBACK, SPEC, FieldError, check, document, flag, option, parameters, spec_of
+from devsim.options import (FALLBACK, PER_ALGORITHM, SPEC, FieldError, check, document, flag, option, parameters,
+                            spec_of)
 from devsim.presets import load_device
 from devsim.pulses import PULSE_RULES
 from devsim.tiles import UPDATES
@@ -125,6 +127,48 @@ class _DeviceMethods:
                 _fail(flag(a), f"give {flag(a)} or {flag(nl)}, not both")
 
 
+def _algorithm_option_fields():
+    """``--algorithm`` and every algorithm parameter once, as optional overrides of the algorithm's defaults."""
+    fields = [("algorithm", "str", option(
+        "sgd", "Training algorithm (docs/algorithms.md): sgd (the pulse rule on the optimizer's step), zero-shift "
+        "(read against each device's symmetry point), ttv2 (Tiki-Taka v2), c-ttv2 (chopped TTv2), agad, "
+        "mixed-precision. All but sgd and zero-shift need --update batch.", choices=algorithms_mod.NAMES,
+        label="Algorithm", symbol="algorithm", group=algorithms_mod.ALGORITHM))]
+    for name, f in algorithms_mod.option_fields().items():
+        annotation = f.type if "None" in str(f.type) else f"{f.type} | None"
+        defaults = {n: getattr(cls(), name) for n, cls in algorithms_mod.ALGORITHMS.items()
+                    if name in parameters(cls)}
+        metadata = {**f.metadata, PER_ALGORITHM: defaults}
+        fields.append((name, annotation, dataclasses.field(default=None, metadata=metadata)))
+    return fields
+
+
+ALGORITHM_FIELDS = tuple(name for name, _, _ in _algorithm_option_fields())
+
+
+def _periphery_option_fields():
+    """``--periphery`` and every `devsim.periphery.IOParameters` field, as optional overrides of it."""
+    from devsim import periphery
+
+    fields = [("periphery", "str", option(
+        "none", "Analog periphery of the device layers' forward and backward passes (docs/periphery.md): none (ideal "
+        "matmul), aihwkit (aihwkit's IOParameters defaults: 7-bit DAC, 9-bit ADC on +-12, output noise 0.06, abs_max "
+        "noise management, iterative bound management) or preset (aihwkit's PresetIOParameters: ADC +-20, noise 0.1); "
+        "the options below override its fields.", choices=("none", "aihwkit", "preset"), label="Periphery",
+        symbol="periphery", group=periphery.PERIPHERY))]
+    defaults = periphery.IOParameters()
+    for f in dataclasses.fields(periphery.IOParameters):
+        annotation = f.type if "None" in str(f.type) else f"{f.type} | None"
+        metadata = {**f.metadata, PER_ALGORITHM: {"none": getattr(defaults, f.name)}}
+        fields.append((f.name, annotation, dataclasses.field(default=None, metadata=metadata)))
+    return fields
+
+
+PERIPHERY_FIELDS = tuple(name for name, _, _ in _periphery_option_fields())
+"""Run options of the periphery (left out of a run's hash while at their defaults)."""
+"""Run options of the algorithms (left out of a run's hash while at their defaults: older sweeps resume)."""
+
+
 DeviceOptions = dataclasses.make_dataclass("DeviceOptions", _device_option_fields(), bases=(_DeviceMethods,))
 DeviceOptions.__doc__ = """The device options of a run (`ExpDevice`'s fields as overrides of ``device``).
 
@@ -136,8 +180,12 @@ DeviceOptions.__module__ = __name__
 document(DeviceOptions)
 
 
+_AlgorithmOptions = dataclasses.make_dataclass(
+    "_AlgorithmOptions", _algorithm_option_fields() + _periphery_option_fields(), bases=(DeviceOptions,))
+
+
 @dataclasses.dataclass
-class RunConfig(DeviceOptions):
+class RunConfig(_AlgorithmOptions):
     """Every parameter of a run (validated on creation). Field names are the options without ``--``.
 
     The device fields (`DeviceOptions`) left at None come from ``device`` or
@@ -222,7 +270,47 @@ class RunConfig(DeviceOptions):
         if self.name is not None:
             io.check_name("--name", self.name)
         self.make_device()  # validates the device fields (and reads a device file) now
+        self.make_algorithm()
+        self.make_periphery()
         self.run_name()
+
+    def make_periphery(self):
+        """The `devsim.periphery.IOParameters` of the device layers (forward; the backward pass uses the same
+        without bound management), or None when it is the identity (``--periphery none``, no field given)."""
+        from devsim import periphery
+
+        base = {"none": periphery.IOParameters, "aihwkit": periphery.IOParameters.aihwkit,
+                "preset": periphery.IOParameters.preset}[self.periphery]
+        given = {n: getattr(self, n) for n in PERIPHERY_FIELDS[1:] if getattr(self, n) is not None}
+        try:
+            io = base(**given)
+        except FieldError as exc:
+            _fail(flag(exc.field), exc.reason)
+        return None if io.is_identity else io
+
+    def make_algorithm(self):
+        """The requested `devsim.algorithms.Algorithm`: ``--algorithm`` with the parameters given.
+
+        Raises:
+            ConfigError: naming the option (a parameter of another algorithm, a bad value,
+                an algorithm that needs --update batch or the reference mapping).
+        """
+        cls = algorithms_mod.ALGORITHMS[self.algorithm]
+        given = {n: getattr(self, n) for n in ALGORITHM_FIELDS[1:] if getattr(self, n) is not None}
+        own = parameters(cls)
+        for name in given:
+            if name not in own:
+                _fail(flag(name), f"is not a parameter of --algorithm {self.algorithm} "
+                      f"(it is one of {', '.join(algorithms_mod.owners(name))})")
+        try:
+            algorithm = cls(**given)
+        except FieldError as exc:
+            _fail(flag(exc.field), exc.reason)
+        if algorithm.needs_batch and self.update != "batch":
+            _fail("--algorithm", f"{self.algorithm} needs --update batch (it uses the gradient of every step)")
+        if algorithm.tile != "device" and self.mapping != "reference":
+            _fail("--algorithm", f"{self.algorithm} needs --mapping reference (one device per weight)")
+        return algorithm
 
     def _check_size(self):
         """Refuse a network that cannot fit in memory, before anything is allocated."""
@@ -248,12 +336,23 @@ class RunConfig(DeviceOptions):
         """``--name``, or ``<dataset>_<device>_<update>-<pulses>_s<seed>`` (a plain folder name, checked)."""
         if self.name:
             return self.name
-        name = f"{self.dataset}_{self.device_slug()}_{self.update}-{self.pulses}_s{self.seed}"
+        algorithm = "" if self.algorithm == "sgd" else f"_{self.algorithm}"
+        name = f"{self.dataset}_{self.device_slug()}_{self.update}-{self.pulses}{algorithm}_s{self.seed}"
         return io.check_name("--device (its name makes the run folder's; give --name)", name)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["hidden"] = list(self.hidden)
+        return d
+
+    def identity(self) -> dict:
+        """`to_dict` without the options added after sweeps were first recorded while they are at their
+        defaults (``--algorithm sgd``, no algorithm parameters): what names a run in a sweep."""
+        d = self.to_dict()
+        for names, default in ((ALGORITHM_FIELDS, "sgd"), (PERIPHERY_FIELDS, "none")):
+            if d.get(names[0]) == default and all(d.get(n) is None for n in names[1:]):
+                for n in names:
+                    d.pop(n, None)
         return d
 
 

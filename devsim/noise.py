@@ -33,8 +33,14 @@ def _mix(x):
 
 
 def _bits(shape, key):
-    """32 random bits per element of ``shape`` for a uint32 ``key``."""
-    size = int(np.prod(shape)) if len(shape) else 1
+    """32 random bits per element of ``shape`` for a uint32 ``key`` (dimensions may be scalar
+    tensors, e.g. a batch size known only when the compiled step runs)."""
+    if all(isinstance(d, (int, np.integer)) for d in shape):
+        size = int(np.prod(shape)) if len(shape) else 1
+    else:
+        size = 1
+        for d in shape:
+            size = size * d
     index = ops.cast(ops.reshape(ops.arange(size, dtype="int32"), shape), "uint32")
     return _mix(_mix(index * _u32(_GOLDEN) + key) ^ key)
 

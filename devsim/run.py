@@ -126,7 +126,8 @@ def _train_model(model_name, device, level_device, config, data, states_p, on_ro
     keras.utils.set_random_seed(config.seed)
     mapping = config.weight_mapping()
     model = build_mlp(
-        data.x_train.shape[1:], config.hidden, config.activation, use_bias=config.bias, crop=config.crop, name=f"mlp_{model_name}"
+        data.x_train.shape[1:], config.hidden, config.activation, use_bias=config.bias, crop=config.crop, name=f"mlp_{model_name}",
+        periphery=config.make_periphery() if device is not None else None, w_max=config.wmax, seed=config.seed,
     )
     for layer, p in zip([l for l in model.layers if hasattr(l, "kernel")], states_p):
         g = level_device.level(p.astype(np.float32))
@@ -138,7 +139,7 @@ def _train_model(model_name, device, level_device, config, data, states_p, on_ro
     else:
         optimizer = DeviceOptimizer(
             inner, device, mapping, pulses=config.pulses, max_pulses=config.max_pulses, update=config.update, seed=config.seed,
-            count_pulses=config.count_pulses,
+            count_pulses=config.count_pulses, algorithm=config.make_algorithm(),
         )
         callbacks.append(ProgramDevices())
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -258,7 +259,8 @@ def _run(config, device, data, echo, warn):
     states_p = initial_pulse_states(config, device, data.x_train.shape[1:])
     for name, dev in models.items():
         what = device.describe() if name == "device" else MODEL_LABELS[name]
-        echo(f"training {name} model ({what}) on {data.name}, {config.update} updates, {config.pulses} pulses")
+        algorithm = f", algorithm {config.algorithm}" if dev is not None and config.algorithm != "sgd" else ""
+        echo(f"training {name} model ({what}) on {data.name}, {config.update} updates, {config.pulses} pulses{algorithm}")
         status, arrays = _train_model(name, dev, dev or linear_twin(device), config, data, states_p, folder.add_row)
         folder.save_states(name, status, arrays)
     return folder.finish()

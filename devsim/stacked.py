@@ -112,7 +112,8 @@ class StackedCrossEntropy(keras.losses.Loss):
 def stack_key(config) -> tuple | None:
     """Runs with the same key can train as one stacked model; None: never stacked."""
     device = config.make_device()
-    if config.baselines or config.mapping != "reference" or device.needs_sampling:
+    if config.baselines or config.mapping != "reference" or device.needs_sampling or config.algorithm != "sgd" \
+            or config.make_periphery() is not None:
         return None
     d = {k: v for k, v in config.to_dict().items() if k not in (*CURVATURE_FIELDS, "out", "name")}
     return tuple(sorted((k, repr(v)) for k, v in d.items()))

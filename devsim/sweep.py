@@ -185,7 +185,7 @@ class Sweep:
 
 def run_hash(config) -> str:
     """Stable 12-hex-digit hash of everything that defines a run (not where it is written)."""
-    d = {k: _canonical(v) for k, v in config.to_dict().items() if k not in ("out", "name")}
+    d = {k: _canonical(v) for k, v in config.identity().items() if k not in ("out", "name")}
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
