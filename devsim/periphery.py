@@ -169,12 +169,17 @@ FIELDS = tuple(f.name for f in dataclasses.fields(IOParameters))
 
 
 def _quantize(ops, v, step, u=None):
-    """``step rint(v / step)`` (half to even), or stochastic ``step rint(v / step + u - 1/2)``."""
+    """``step rint(v / step)`` (half to even), or stochastic ``step rint(v / step + u - 1/2)``.
+
+    ``v / step`` is computed as ``v * (1 / step)`` with the reciprocal taken in float64: for the
+    usual converters (1/126 on +-1: 63 levels per unit) it is exact, so a value on a half level
+    (bound management's ``1/2`` of the largest input) rounds as in exact arithmetic."""
     if step <= 0:
         return v
+    levels = float(1.0 / step)
     if u is None:
-        return step * ops.round(v / step)
-    return step * ops.round(v / step + u - 0.5)
+        return step * ops.round(v * levels)
+    return step * ops.round(v * levels + u - 0.5)
 
 
 def analog_mvm(x, w, io: IOParameters, draw=None, backward=False):
@@ -283,7 +288,7 @@ def periphery_matmul(x, kernel, forward: IOParameters, backward: IOParameters, w
 
     if forward.is_identity and backward.is_identity:
         return ops.matmul(x, kernel)
-    kernel = ops.convert_to_tensor(kernel)
+    kernel = ops.copy(ops.convert_to_tensor(kernel))  # a read of the variable, not the variable
     lead = ops.shape(x)[:-1]
     flat = len(x.shape) > 2
     x2 = ops.reshape(x, (-1, x.shape[-1])) if flat else x
@@ -327,7 +332,13 @@ def _layer_class():
 
         def build(self, input_shape):
             super().build(input_shape)
-            self.calls = self.add_weight(shape=(), initializer="zeros", dtype="int64", trainable=False, name="calls")
+            # The call counter that keys the draws; boxed so that Keras neither tracks nor saves it (Dense
+            # saves exactly its kernel and bias): a reloaded layer draws from counter 0 again.
+            self._counter = _Box(keras.Variable(0, dtype="int64", trainable=False, name="calls"))
+
+        @property
+        def calls(self):
+            return self._counter.value
 
         def call(self, inputs, training=None):
             from keras import ops
@@ -348,6 +359,11 @@ def _layer_class():
                     "index": self.index}
 
     return AnalogDense
+
+
+class _Box:
+    def __init__(self, value):
+        self.value = value
 
 
 def _io(value) -> IOParameters:
