@@ -9,7 +9,7 @@ The pieces, each in its own module:
 - `devsim.optimizer`: `DeviceOptimizer`, a wrapper around any Keras optimizer.
 - `devsim.callbacks`: `ProgramDevices` (epoch-end programming, pulse counts).
 - `devsim.initializers`: initial device states.
-- `devsim.data`, `devsim.models`, `devsim.run`, `devsim.plots`, `devsim.cli`.
+- `devsim.data`, `devsim.models`, `devsim.run`, `devsim.figures`, `devsim.cli`.
 
 The names below are imported on first use, so ``import devsim`` is cheap and
 TensorFlow loads only when a model is built.

@@ -219,8 +219,8 @@ def device(out, name, save, **options):  # noqa: F811 - the command, not the opt
     import numpy as np
 
     from devsim import io
+    from devsim.figures.conductance import plot_device_response
     from devsim.presets import save_device
-    from devsim.run import plot_device_response
 
     config = DeviceOptions(**options)
     dev = config.make_device()
@@ -279,17 +279,20 @@ def plot(folder, out):
 
     A sweep gets accuracy curves per swept value, final accuracy against each swept
     option, (A_p, A_d) heatmaps and accuracy against states; a run gets accuracy,
-    conductance, prediction grids and confusion matrices.
+    conductance, prediction grids and confusion matrices. An unfinished run
+    (NAME.partial) is drawn as far as it got, with a note on stderr.
     """
     from pathlib import Path
 
     if not Path(folder).is_dir():
         raise click.BadParameter(f"{folder} is not a folder", param_hint="'FOLDER'")
     with quiet_stderr():
-        from devsim.figures import make_figures
+        from devsim.figures import ResultsError, make_figures
 
     try:
-        paths = make_figures(folder, out=out)
+        paths = make_figures(folder, out=out, warn=lambda m: click.echo(m, err=True))
+    except ResultsError as exc:  # a file that is not what devsim writes, or an --out that cannot be written
+        raise click.UsageError(str(exc)) from None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'FOLDER'") from None
     for path in paths:

@@ -67,8 +67,8 @@ covariance ``(J'J)^-1 J' Sigma J (J'J)^-1`` whose ``Sigma`` is the residual
 covariance of the random walk above (one chain through the branches in cycle
 order, each branch start one pulse of noise away from the previous branch end).
 
-Everything is in numpy/scipy; figures use `devsim.plots` (paper style,
-Figure API) and files are written atomically (`devsim.io`).
+Everything is in numpy/scipy; the fit figure is `devsim.figures.fit` and files
+are written atomically (`devsim.io`).
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ __all__ = [
     "read_pulse_csv",
     "fit_pulse_data",
     "fit_csv",
-    "plot_fit",
+    "pulse_arrays",
     "write_fit",
     "simulate_pulses",
 ]
@@ -223,8 +223,13 @@ def read_pulse_csv(path) -> dict:
     return {"pulse": pulse, "conductance": conductance, "direction": direction, "cycle": cycle, "row": rownum}
 
 
-def _as_arrays(data, source):
-    """Validate an in-memory data dict (lists or arrays) like `read_pulse_csv` does."""
+def pulse_arrays(data, source=""):
+    """Validate an in-memory data dict (lists or arrays) like `read_pulse_csv` does.
+
+    Returns:
+        ``(pulse, conductance, direction, cycle, row)`` as numpy arrays (direction +1 for
+        LTP, -1 for LTD; row: the CSV row of each reading, for messages).
+    """
     where = _where(source)
     for key in _COLUMNS:
         if key not in data:
@@ -328,6 +333,10 @@ class FitResult:
     def on_off(self) -> float:
         """``g_max / g_min``; ``inf`` when ``g_min <= 0``."""
         return self.g_max / self.g_min if self.g_min > 0 else math.inf
+
+    def curve(self, x, up):
+        """The fitted conductance (the CSV's unit) at branch position ``x = p/N``: LTP where `up`, else LTD."""
+        return _model((self.g_min, self.g_max, 1.0 / self.a_p, 1.0 / self.a_d), np.asarray(x, np.float64), up)
 
     def _default_name(self):
         return Path(self.source).stem if self.source else None
@@ -474,7 +483,7 @@ def fit_pulse_data(data: dict, source="") -> FitResult:
             number), or a fit that does not converge.
     """
     where = _where(source)
-    pulse, g, direction, cycle, rows = _as_arrays(data, source)
+    pulse, g, direction, cycle, rows = pulse_arrays(data, source)
     n_p, n_d = _check_branches(pulse, g, direction, where)
     up = direction > 0
     x = pulse / np.where(up, n_p, n_d)
@@ -566,103 +575,14 @@ def fit_csv(path) -> FitResult:
 # --------------------------------------------------------------------------- output
 
 
-def _scale(values):
-    """Factor (a power of 1000) and its axis-label suffix for conductances of this size."""
-    top = float(np.max(np.abs(values)))
-    if top == 0 or 0.1 <= top < 1e4:
-        return 1.0, ""
-    exponent = 3 * math.floor(math.log10(top) / 3)
-    return 10.0**exponent, rf" ($\times 10^{{{exponent}}}$)"
-
-
-def _pm(value, err):
-    """``value \\pm err`` (mathtext) with the value rounded to the error's precision."""
-    if not (math.isfinite(err) and err > 0):
-        return f"{value:.3g}"
-    digits = max(0, 1 - math.floor(math.log10(err)))
-    return f"{value:.{digits}f} \\pm {err:.{digits}f}"
-
-
-def _fit_figure(data, result):
-    """Build the fit figure (call inside `plots.paper_style()`)."""
-    import matplotlib
-    from matplotlib.figure import Figure
-    from matplotlib.legend_handler import HandlerTuple
-    from matplotlib.lines import Line2D
-
-    from devsim.plots import OKABE_ITO
-
-    pulse, g, direction, cycle, _ = _as_arrays(data, result.source)
-    n_p, n_d = result.states - 1, result.states_ltd - 1
-    factor, suffix = _scale(np.r_[g, result.g_min, result.g_max])
-    up = direction > 0
-    x_axis = np.where(up, pulse, n_p + pulse)
-    n_cycles = np.unique(cycle).size
-    alpha = float(np.clip(1.6 / (1 + n_cycles), 0.2, 0.9))
-    fig = Figure()
-    ax = fig.add_subplot()
-    theta = (result.g_min, result.g_max, 1.0 / result.a_p, 1.0 / result.a_d)
-    lw = matplotlib.rcParams["lines.linewidth"]
-    handles, labels = [], []
-    marker_size = 2.2 if g.size <= 2000 else 1.2
-    for d, color, n, a, nl, sym in ((1, OKABE_ITO[0], n_p, result.a_p, result.nl_ltp, "p"),
-                                     (-1, OKABE_ITO[1], n_d, result.a_d, result.nl_ltd, "d")):
-        sel = direction == d
-        ax.plot(x_axis[sel], g[sel] / factor, ls="none", marker="o", ms=marker_size, mew=0,
-                color=color, alpha=alpha, zorder=2, clip_on=False, rasterized=g.size > 5000)
-        q = np.linspace(0, n, max(200, 4 * n + 1))
-        curve = _model(theta, q / n, np.full(q.shape, d > 0))
-        ax.plot(np.where(d > 0, q, n_p + q), curve / factor, color=color, lw=lw, zorder=4)
-        err = result.a_p_err if d > 0 else result.a_d_err
-        a_text = "\\infty" if math.isinf(a) else _pm(a, err)
-        nl_text = f"{nl:+.2f}".replace("-", "\u2212")
-        labels.append(f"{'LTP' if d > 0 else 'LTD'} fit: $A_{sym} = {a_text}$ (NL {nl_text})")
-        handles.append((Line2D([], [], ls="none", marker="o", ms=3, mew=0, color=color, alpha=max(alpha, 0.6)),
-                        Line2D([], [], color=color, lw=lw)))
-    ax.axvline(n_p, color="0.5", lw=0.6, ls=":", zorder=0)
-    ax.axvspan(n_p, n_p + n_d, color="0.95", lw=0, zorder=-1)
-    ax.set_xlim(0, n_p + n_d)
-    lo, hi = (min(g.min(), result.g_min) / factor, max(g.max(), result.g_max) / factor)
-    ax.set_ylim(lo - 0.04 * (hi - lo), hi + 0.14 * (hi - lo))  # headroom for the LTP/LTD tags
-    text = dict(transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=8, color="0.3")
-    ax.text(n_p / 2, 0.98, "LTP", **text)
-    ax.text(n_p + n_d / 2, 0.98, "LTD", **text)
-    ax.set_xlabel("Pulse number")
-    ax.set_ylabel("Conductance" + suffix)
-    ax.legend(handles, labels, handler_map={tuple: HandlerTuple(ndivide=None, pad=0.6)},
-              loc="lower left", bbox_to_anchor=(0, 1.01), ncols=1, frameon=False, borderaxespad=0,
-              handlelength=2.4)
-    return fig
-
-
-def plot_fit(data, result, stem) -> list[Path]:
-    """Plot the data and the fitted LTP/LTD curves against a cumulative pulse axis.
-
-    LTP points sit at their pulse number (0..N_p), LTD points at ``N_p + q``;
-    data are small translucent markers (more transparent with more cycles),
-    fitted curves solid lines, one colour per direction; the legend gives A
-    and the NeuroSim label of each branch. Paper style, Figure API.
-
-    Args:
-        data: the dict `read_pulse_csv` returns.
-        result: the `FitResult` of that data.
-        stem: output path without suffix.
-
-    Returns:
-        ``[stem.png, stem.pdf]``.
-    """
-    from devsim import plots
-
-    with plots.paper_style():
-        return plots.save_figure(_fit_figure(data, result), stem)
-
-
 def write_fit(result, data, out_dir, name=None) -> dict[str, Path]:
     """Write ``device.json`` (atomic), ``fit.png`` and ``fit.pdf`` to ``out_dir``.
 
     Returns:
         ``{"device": .../device.json, "png": .../fit.png, "pdf": .../fit.pdf}``.
     """
+    from devsim.figures.fit import plot_fit  # matplotlib: imported only when a figure is drawn
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = out_dir / "device.json"

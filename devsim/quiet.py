@@ -41,6 +41,8 @@ def quiet_logs():
     try:
         yield
     finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
         if saved is None:
             os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
         else:

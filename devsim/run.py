@@ -17,13 +17,10 @@ renamed when the run ends, so an interrupted run keeps its history there.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import functools
 import io as _io
 import math
-import os
 import platform
-import re
 import shutil
 import sys
 import time
@@ -32,16 +29,17 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from devsim import io, plots
+from devsim import io
 from devsim.callbacks import ProgramDevices
 from devsim.config import RunConfig
 from devsim.data import load_dataset
+from devsim.figures import run_figures
+from devsim.figures.labels import MODEL_NAMES
 from devsim.initializers import initial_states
 from devsim.mapping import ReferenceMapping
 from devsim.models import build_mlp
 from devsim.optimizer import DeviceOptimizer
 
-MODEL_LABELS = {"linear": "linear device", "float": "float (ideal)"}
 __all__ = ["RunConfig", "run", "RunFolder", "EpochRecorder", "versions", "linear_twin", "initial_pulse_states"]
 
 def versions() -> dict:
@@ -206,9 +204,13 @@ class RunFolder:
             np.savez_compressed(tmp, **arrays)
 
     def finish(self) -> Path:
-        labels = {"device": legend_label(self.device), **MODEL_LABELS}
-        plot_device_response(self.device, self.partial / "conductance")
-        plots.plot_accuracy(self.rows, self.partial / "accuracy", labels={k: labels[k] for k in self.models})
+        """Record the final results, draw accuracy and conductance from the saved folder, rename it.
+
+        The figures come from `devsim.figures.run_figures`, the function ``devsim plot``
+        draws a run folder with, so they are the same figures; the prediction and
+        confusion figures (a rebuilt network on the test set, seconds per model) are
+        left to ``devsim plot``.
+        """
         self.record.update(
             status="complete" if all(s == "complete" for s in self.statuses.values()) else "diverged",
             model_status=self.statuses,
@@ -217,6 +219,7 @@ class RunFolder:
             finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         )
         io.write_json(self.partial / "config.json", self.record)
+        run_figures(self.partial, warn=self.warn, predictions=False)
         io.replace_dir(self.partial, self.final)
         return self.final
 
@@ -258,7 +261,7 @@ def _run(config, device, data, echo, warn):
     folder = RunFolder(config, device, data, models, echo, warn)
     states_p = initial_pulse_states(config, device, data.x_train.shape[1:])
     for name, dev in models.items():
-        what = device.describe() if name == "device" else MODEL_LABELS[name]
+        what = device.describe() if name == "device" else MODEL_NAMES[name]
         algorithm = f", algorithm {config.algorithm}" if dev is not None and config.algorithm != "sgd" else ""
         echo(f"training {name} model ({what}) on {data.name}, {config.update} updates, {config.pulses} pulses{algorithm}")
         status, arrays = _train_model(name, dev, dev or linear_twin(device), config, data, states_p, folder.add_row)
@@ -269,22 +272,6 @@ def _run(config, device, data, echo, warn):
 def linear_twin(device):
     """The linear reference of a device: same levels and non-idealities, linear curves."""
     return device.linear_twin()
-
-
-def legend_label(device) -> str:
-    """Figure legend text of a device, with A_p/A_d typeset as subscripts."""
-    text = device.describe().replace("A_p", r"$A_\mathrm{p}$").replace("A_d", r"$A_\mathrm{d}$")
-    return re.sub(r"-(?=[\d.])", "\u2212", f"device: {text}")  # minus signs of numbers, not of names
-
-
-def plot_device_response(device, stem):
-    """conductance.png/pdf: the device's LTP/LTD cycle, and the linear device dashed."""
-    pulse, g = device.response()
-    curves = [{"label": legend_label(device), "pulse": pulse, "g": g}]
-    if not device.is_linear:
-        p_lin, g_lin = linear_twin(device).response()
-        curves.append({"label": "linear device", "pulse": p_lin, "g": g_lin, "style": "dashed"})
-    return plots.plot_conductance(curves, stem)
 
 
 def _kernel_shapes(input_shape, hidden, crop=None):

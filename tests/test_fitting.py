@@ -196,11 +196,11 @@ def test_write_fit_writes_exactly_three_files(example_fit, tmp_path):
 
 
 def test_fit_figure_contents(example_fit):
-    from devsim import plots
+    from devsim.figures import fit, style
 
     data, r = example_fit
-    with plots.paper_style():
-        fig = fitting._fit_figure(data, r)
+    with style.paper_style():
+        fig = fit._fit_figure(data, r)
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert len(labels) == 2 and "A_p" in labels[0] and "A_d" in labels[1] and "NL" in labels[0]

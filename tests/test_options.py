@@ -129,3 +129,11 @@ def test_python_m_devsim_options_prints_the_table():
     result = subprocess.run([sys.executable, "-m", "devsim.options"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout == options.markdown_table(RunConfig)
     assert "| `--c2c` | preset's, else `0` |" in result.stdout  # device options default to the preset's value
+
+
+def test_figure_labels_come_from_the_table():
+    from devsim.figures.labels import param_label, param_symbol
+
+    for name in ("ltp", "c2c", "states", "lr", "d2d_range"):
+        assert param_label(name) == option_spec(name).label and param_symbol(name) == option_spec(name).symbol
+    assert param_label("model") == "Model"

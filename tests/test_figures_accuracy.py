@@ -1,11 +1,12 @@
+"""Accuracy against epoch (devsim.figures.accuracy), the paper style and atomic saving (devsim.figures.style)."""
+
 import math
 
-import numpy as np
 import pytest
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 
-from devsim import plots
+from devsim.figures import accuracy, style
 
 LABELS = {"dev": "device (A_p=0.8, A_d=0.8; NL 1.25/-1.25)", "lin": "linear device", "float": "float (ideal)"}
 
@@ -23,14 +24,6 @@ def _history(train=True):
     return rows
 
 
-def _responses(n=100, a=0.8):
-    pulse = np.arange(2 * n + 1)
-    x = np.arange(n + 1) / n
-    up = (1 - np.exp(-x / a)) / (1 - np.exp(-1 / a))
-    return [{"label": f"saturating (A={a})", "pulse": pulse, "g": np.concatenate([up, 1 - up[1:]])},
-            {"label": "linear", "pulse": pulse, "g": np.concatenate([x, 1 - x[1:]]), "style": "dashed"}]
-
-
 def _check_files(paths, tmp_path, stem="fig"):
     png, pdf = tmp_path / f"{stem}.png", tmp_path / f"{stem}.pdf"
     assert [str(p) for p in paths] == [str(png), str(pdf)]
@@ -42,12 +35,12 @@ def _check_files(paths, tmp_path, stem="fig"):
 
 
 def test_plot_accuracy_writes_png_and_pdf(tmp_path):
-    _check_files(plots.plot_accuracy(_history(), tmp_path / "fig", labels=LABELS, title="MNIST"), tmp_path)
+    _check_files(accuracy.plot_accuracy(_history(), tmp_path / "fig", labels=LABELS, title="MNIST"), tmp_path)
 
 
 def test_accuracy_figure_legend_and_axes():
-    with plots.paper_style():
-        fig = plots._accuracy_figure(_history(), labels={"dev": LABELS["dev"]})
+    with style.paper_style():
+        fig = accuracy._accuracy_figure(_history(), labels={"dev": LABELS["dev"]})
     ax = fig.axes[0]
     texts = [t.get_text() for t in ax.get_legend().get_texts()]
     assert texts == [LABELS["dev"], "lin", "float"]  # order of first appearance, unlabelled -> model name
@@ -66,13 +59,13 @@ def test_accuracy_figure_legend_and_axes():
 def test_accuracy_without_train_and_low_values(tmp_path):
     rows = [{"model": "m", "epoch": e, "test_accuracy": 0.1 * e} for e in range(1, 6)]
     rows += [{"model": "m2", "epoch": str(e), "test_accuracy": "0.5", "train_accuracy": ""} for e in (1, 2)]
-    with plots.paper_style():
-        fig = plots._accuracy_figure(rows)
+    with style.paper_style():
+        fig = accuracy._accuracy_figure(rows)
     ax = fig.axes[0]
     assert [ln.get_linestyle() for ln in ax.get_lines() if len(ln.get_xdata())] == ["-", "-"]
     assert [t.get_text() for leg in ax.artists for t in leg.get_texts()] == ["test"]
     assert ax.get_ylim() == (0, 1)
-    _check_files(plots.plot_accuracy(rows, tmp_path / "fig"), tmp_path)
+    _check_files(accuracy.plot_accuracy(rows, tmp_path / "fig"), tmp_path)
 
 
 def test_failed_save_leaves_nothing(tmp_path, monkeypatch):
@@ -85,38 +78,18 @@ def test_failed_save_leaves_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Figure, "savefig", savefig)
     with pytest.raises(OSError, match="disk full"):
-        plots.plot_accuracy(_history(), tmp_path / "fig")
+        accuracy.plot_accuracy(_history(), tmp_path / "fig")
     assert list(tmp_path.iterdir()) == []  # no pdf, no temp file, and no unpaired png either
 
 
 def test_stem_with_dots_keeps_name(tmp_path):
-    paths = plots.plot_accuracy(_history(), tmp_path / "acc_A0.8")
+    paths = accuracy.plot_accuracy(_history(), tmp_path / "acc_A0.8")
     assert [p.name for p in paths] == ["acc_A0.8.png", "acc_A0.8.pdf"] and all(p.exists() for p in paths)
 
 
-def test_plot_conductance_writes_files(tmp_path):
-    _check_files(plots.plot_conductance(_responses(), tmp_path / "fig"), tmp_path)
-
-
-def test_conductance_figure_contents():
-    with plots.paper_style():
-        fig = plots._conductance_figure(_responses(n=100))
-    ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["saturating (A=0.8)", "linear"]
-    assert ax.get_xlabel() == "Pulse number" and "conductance" in ax.get_ylabel()
-    assert {"LTP", "LTD"} <= {t.get_text() for t in ax.texts}
-    assert any(list(ln.get_xdata()) == [100, 100] for ln in ax.get_lines())  # turning point
-    data = [ln for ln in ax.get_lines() if len(ln.get_xdata()) > 2]
-    assert [ln.get_linestyle() for ln in data] == ["-", "--"]
-    assert all(ln.get_marker() in (None, "None", "") for ln in data)  # 100 pulses/branch: lines only
-    with plots.paper_style():
-        small = plots._conductance_figure(_responses(n=16))
-    assert all(ln.get_marker() == "o" for ln in small.axes[0].get_lines() if len(ln.get_xdata()) > 2)
-
-
 def test_paper_style_applied():
-    with plots.paper_style():
-        fig = plots._accuracy_figure(_history())
+    with style.paper_style():
+        fig = accuracy._accuracy_figure(_history())
     assert tuple(fig.get_size_inches()) == pytest.approx((3.4, 2.6))
     assert fig.get_layout_engine() is not None
     ax = fig.axes[0]
