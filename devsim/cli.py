@@ -240,6 +240,9 @@ def device(out, name, save, **options):  # noqa: F811 - the command, not the opt
         f"LTD step: first {steps_down[0]:.4f}, last {steps_down[-1]:.4f} (linear: {1 / n:.4f}/{1 / n_d:.4f})"
     )
     noise = {k: getattr(dev, k) for k in ("on_off", "c2c", "d2d", "d2d_range", "stuck_gmin", "stuck_gmax", "read_noise")}
+    from devsim import symmetry
+
+    click.echo(symmetry.describe(dev))
     click.echo("non-idealities: " + ", ".join(f"{k} {v:g}" for k, v in noise.items()))
     ticks = np.linspace(0, n + n_d, 9).astype(int)
     click.echo("pulse   " + "  ".join(f"{p:>6d}" for p in ticks))
