@@ -375,3 +375,21 @@ def test_get_config_round_trip():
         assert A.algorithm_from_config(alg.get_config()) == alg
     opt = devsim.DeviceOptimizer("sgd", AG_SI, algorithm=A.AGAD(in_chop_prob=0.05))
     assert devsim.DeviceOptimizer.from_config(opt.get_config()).algorithm == A.AGAD(in_chop_prob=0.05)
+
+
+@pytest.mark.parametrize("name", ["ttv2", "mixed-precision", "zero-shift"])
+def test_conv_kernels_are_matrices_of_rows(name):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 6, 6, 2)).astype(np.float32)
+    y = (x[:, :3].mean(axis=(1, 2, 3)) > 0).astype(np.int64)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6, 6, 2)), keras.layers.Conv2D(3, 3, use_bias=False), keras.layers.Flatten(),
+                              keras.layers.Dense(2, activation="softmax", use_bias=False)])
+    alg = A.TikiTakaV2(n_reads_per_transfer=5, fast_lr=0.5) if name == "ttv2" else name
+    opt = devsim.DeviceOptimizer(keras.optimizers.SGD(0.1), AG_SI, seed=0, algorithm=alg)
+    model.compile(opt, "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    tile = opt.tiles[0]
+    assert tile.state()["g"].shape == (3, 3, 2, 3)
+    if name == "ttv2":
+        assert tile.state()["g_a"].shape == (18, 3) and tile.state()["row"] == (8 * 5) % 18
