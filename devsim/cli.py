@@ -56,8 +56,11 @@ def _click_option(name, field, as_list=False):
     if options_mod.FALLBACK in field.metadata:
         help_text += f" Default: {options_mod.default_text(field).replace('`', '')}."
     if as_list:  # sweep: text, parsed into a list of values per field
-        if spec.cli in ("flag", "switch"):
-            decorator = click.option(name_flag, default=None, type=click.BOOL, help=f"{help_text} Fixed for the whole sweep.")
+        if spec.cli == "switch":
+            decorator = click.option(f"{name_flag}/--no-{name_flag[2:]}", default=None,
+                                     help=f"{help_text} Fixed for the whole sweep.")
+        elif spec.cli == "flag":
+            decorator = click.option(name_flag, is_flag=True, default=None, help=f"{help_text} Fixed for the whole sweep.")
         else:
             sep = "/-separated list" if spec.cli == "widths" else "comma-separated list"
             decorator = click.option(name_flag, default=None, help=f"{help_text} A {sep} sweeps it.")
@@ -185,26 +188,89 @@ def sweep(seeds, sweep_file, ties, workers, stack, scheduler, out, name, **value
 
 @cli.command()
 @click.argument("csv_file", metavar="CSV")
-@click.option("--out", default=None, help="Folder for device.json and fit.png/pdf (default: results/fit_<csv name>).")
+@click.option("--out", default=None, help="Folder for device.json and the figures (default: results/fit_<csv name>).")
 @click.option("--name", default=None, help="Device name (default: the CSV file name).")
-def fit(csv_file, out, name):
+@click.option("--table", is_flag=True,
+              help="Write the measured-table device (devsim.measured): device.json holds the table, exponential.json "
+                   "the fitted curve; also measured.png/pdf (data, table, exponential) and the goodness of fit.")
+@click.option("--bootstrap", type=click.IntRange(min=0, max=100_000), default=100, show_default=True,
+              help="Refits over resampled cycles to check the uncertainties (with 6 or more cycles); 0: off.")
+@click.option("--min-per-bin", type=click.IntRange(min=2, max=1_000_000), default=None,
+              help="Fewest steps per bin of the table (default 20).")
+def fit(csv_file, out, name, table, bootstrap, min_per_bin):
     """Fit measured pulse data (CSV: pulse, conductance, direction[, cycle]) to the device model.
 
-    Writes device.json (use it with --device) and fit.png/pdf overlaying data and curves.
+    Writes device.json (use it with --device) and fit.png/pdf overlaying data and curves;
+    with --table the device is the measured response itself.
     """
     from pathlib import Path
+
+    from devsim import io
 
     with quiet_stderr():
         from devsim import fitting
 
+    if name is not None:
+        io.check_name("--name", name)
+    folder = Path(out or f"results/fit_{Path(csv_file).stem}")
+    _check_out(folder)
     data = fitting.read_pulse_csv(csv_file)
     result = fitting.fit_pulse_data(data, source=str(csv_file))
-    folder = Path(out or f"results/fit_{Path(csv_file).stem}")
+    if table:
+        from devsim import measured
+
+        try:
+            dev = measured.table_from_data(data, source=str(csv_file), name=name, fit=result,
+                                           min_per_bin=min_per_bin or measured.MIN_PER_BIN)
+        except measured.TableError as exc:
+            raise fitting.FitError(str(exc)) from None
+        if dev.name:
+            io.check_name(f"{csv_file}: device name", dev.name)
+    elif name is None:
+        io.check_name(f"{csv_file} (its name names the device; give --name)", Path(csv_file).stem)
+    if bootstrap and result.n_cycles >= fitting.MIN_CLUSTER_CYCLES:
+        result.bootstrap = fitting.bootstrap_fit(data, result, n=bootstrap)
+    io.check_writable(folder, "--out")
     paths = fitting.write_fit(result, data, folder, name=name)
     click.echo(result.summary())
+    if table:
+        good = measured.goodness(data, dev, result, source=str(csv_file))
+        config = dev.get_config()
+        config["fit"] = result.to_json(name)["fit"]
+        config["exponential"] = result.device(name).get_config()
+        config["goodness"] = {k: v for k, v in good.items() if k != "bias"}
+        io.write_json(folder / "exponential.json", result.to_json(name))
+        io.write_json(folder / "device.json", config)
+        paths["exponential"] = folder / "exponential.json"
+        from devsim.figures.measured import plot_measured
+
+        paths.update(zip(("measured_png", "measured_pdf"), plot_measured(data, dev, result, good, folder / "measured")))
+        click.echo(f"table: {dev.describe()}; C2C {100 * dev.measured_c2c:.2f} % per pulse (measured spread)")
+        click.echo(good["verdict"])
     click.echo("written: " + ", ".join(str(p) for p in paths.values()))
     click.echo(f"next: devsim run --device {paths['device']}")
     return 0
+
+
+def _check_out(folder):
+    """``--out`` must be (or become) a writable folder; checked without creating anything."""
+    from pathlib import Path
+
+    from devsim.errors import ConfigError
+
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        what = "is a file" if probe == folder else f"is under the file {probe}"
+        raise ConfigError(f"--out: {folder} {what}, not a folder")
+    import os
+
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out: cannot write to {folder} ({probe} is read-only)")
 
 
 @cli.command(cls=GroupedCommand)
@@ -231,15 +297,21 @@ def device(out, name, save, **options):  # noqa: F811 - the command, not the opt
     n, n_d = dev.num_pulses, dev.num_pulses_ltd
     if dev.name:
         click.echo(f"{dev.name}: {dev.source or ''}")
-    click.echo(f"A_p = {dev.a_p:g}, A_d = {dev.a_d:g}, states = {dev.states}/{dev.states_ltd} (N = {n}/{n_d} LTP/LTD pulses)")
-    click.echo(f"NeuroSim labels: NL_LTP = {nl_p:+.2f}, NL_LTD = {nl_d:+.2f}")
+    if dev.kind == "exp":
+        click.echo(f"A_p = {dev.a_p:g}, A_d = {dev.a_d:g}, states = {dev.states}/{dev.states_ltd} "
+                   f"(N = {n}/{n_d} LTP/LTD pulses)")
+        click.echo(f"NeuroSim labels: NL_LTP = {nl_p:+.2f}, NL_LTD = {nl_d:+.2f}")
+    else:
+        click.echo(f"kind {dev.kind}: {dev.describe()}; N = {n}/{n_d} LTP/LTD pulses of the mean ramps")
+        click.echo(f"NeuroSim labels of the fitted exponential: NL_LTP = {nl_p:+.2f}, NL_LTD = {nl_d:+.2f}")
     pulse, g = dev.response()
     steps_up, steps_down = np.diff(g[: n + 1]), -np.diff(g[n:])
     click.echo(
         f"LTP step: first {steps_up[0]:.4f}, last {steps_up[-1]:.4f};  "
         f"LTD step: first {steps_down[0]:.4f}, last {steps_down[-1]:.4f} (linear: {1 / n:.4f}/{1 / n_d:.4f})"
     )
-    noise = {k: getattr(dev, k) for k in ("on_off", "c2c", "d2d", "d2d_range", "stuck_gmin", "stuck_gmax", "read_noise")}
+    names = ("on_off", "c2c", "d2d", "d2d_range", "stuck_gmin", "stuck_gmax", "read_noise")
+    noise = {k: dev.c2c_sigma if k == "c2c" else getattr(dev, k) for k in names if hasattr(dev, k)}
     from devsim import symmetry
 
     click.echo(symmetry.describe(dev))
@@ -248,6 +320,11 @@ def device(out, name, save, **options):  # noqa: F811 - the command, not the opt
     click.echo("pulse   " + "  ".join(f"{p:>6d}" for p in ticks))
     click.echo("g       " + "  ".join(f"{g[p]:6.3f}" for p in ticks))
     io.check_writable(Path(out), "--out")
+    if save:  # checked before anything is drawn
+        target = Path(save)
+        if target.is_dir():
+            raise click.BadParameter(f"{save} is a folder; give a file name such as mydevice.json", param_hint="'--save'")
+        io.check_writable(target.parent, "--save")
     paths = plot_device_response(dev, folder / "conductance")
     click.echo("figure: " + ", ".join(str(p) for p in paths))
     if save:
@@ -271,6 +348,8 @@ def devices():
         )
     click.echo("NeuroSim: online MNIST accuracy of its 400-100-10 MLP (MLP+NeuroSim V3.0 manual, Table II). "
                "Use: devsim run --device ag-si")
+    click.echo("Your own device: devsim fit pulses.csv [--table] writes a device.json for --device "
+               "(--table: the measured response itself, kind 'table').")
     return 0
 
 
@@ -315,6 +394,9 @@ def main(argv=None):
     from devsim.errors import ConfigError, SweepStopped
     from devsim.fitting import FitError
 
+    import warnings
+
+    warnings.formatwarning = _warning_line
     try:
         status = cli.main(args=argv, prog_name="devsim", standalone_mode=False)
     except click.ClickException as exc:
@@ -334,6 +416,11 @@ def main(argv=None):
         click.echo("Aborted.", err=True)
         sys.exit(130)
     sys.exit(status if isinstance(status, int) else 0)
+
+
+def _warning_line(message, category, filename, lineno, line=None) -> str:
+    """Warnings as one line, without the Python source line they were raised from."""
+    return f"Warning: {' '.join(str(message).split())}\n"
 
 
 def _one_line(exc) -> str:

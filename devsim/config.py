@@ -21,7 +21,7 @@ import os
 from devsim import algorithms as algorithms_mod
 from devsim import io
 from devsim.data import DATASETS, INPUT_SHAPES
-from devsim.devices import ExpDevice
+from devsim.devices import Device, ExpDevice
 from devsim.errors import ConfigError
 from devsim.mapping import MAPPINGS
 from devsim.nonlinearity import NL_LIMIT, a_d_from_label, a_p_from_label
@@ -54,6 +54,7 @@ def _label_problem(value):
 # preset/file that they override and the NeuroSim-label alternatives to ltp/ltd.
 _DEVICE_FIELD = {(spec_of(f).option or name): name for name, f in parameters(ExpDevice).items()}
 """Option name -> `ExpDevice` field name (``"ltp"`` -> ``"a_p"``)."""
+_OPTION_OF = {field: name for name, field in _DEVICE_FIELD.items()}
 
 
 def _device_option_fields():
@@ -84,14 +85,25 @@ class _DeviceMethods:
         self._check_fields()
         self.make_device()
 
-    def make_device(self) -> ExpDevice:
+    def make_device(self) -> Device:
         """The requested device: the preset or file, with the given fields overriding it.
+
+        Any device kind (`devsim.devices.DEVICE_KINDS`) works: an option may
+        override a field the kind lists in its ``OPTION_FIELDS``; one naming
+        another field (``--ltp`` on a measured table) is refused.
 
         Raises:
             ConfigError: naming the option (``--states: ...``).
         """
         base = load_device(self.device) if self.device else ExpDevice()
-        fields = {_DEVICE_FIELD[o]: getattr(self, o) for o in _DEVICE_FIELD if getattr(self, o) is not None}
+        given = {o: _DEVICE_FIELD[o] for o in _DEVICE_FIELD if getattr(self, o) is not None}
+        curvature = [o for o in ("linear", "nl_ltp", "nl_ltd") if getattr(self, o)]
+        allowed = set(base.OPTION_FIELDS)
+        for option_name in [*(o for o, f in given.items() if f not in allowed),
+                            *(o for o in curvature if not {"a_p", "a_d"} <= allowed)]:
+            _fail(flag(option_name), f"does not apply to {base.kind} device {self.device} ({base.describe()}); "
+                  f"its options are {', '.join(flag(_OPTION_OF[f]) for f in base.OPTION_FIELDS if f in _OPTION_OF)}")
+        fields = {f: getattr(self, o) for o, f in given.items()}
         if self.linear:
             fields.update(a_p=math.inf, a_d=math.inf)
         if self.nl_ltp is not None:
@@ -103,21 +115,20 @@ class _DeviceMethods:
         try:
             return dataclasses.replace(base, **fields)
         except FieldError as exc:
-            option_name = {v: k for k, v in _DEVICE_FIELD.items()}.get(exc.field, exc.field)
-            _fail(flag(option_name), exc.reason)
+            _fail(flag(_OPTION_OF.get(exc.field, exc.field)), exc.reason)
 
     def device_slug(self) -> str:
-        """``ltp0.8_ltd0.8``, ``linear`` or the preset/file name: the device part of default names."""
+        """``ltp0.8_ltd0.8``, ``linear``, ``table`` or the preset/file name: the device part of default names."""
         d = self.make_device()
         if d.name and self.ltp is None and self.ltd is None and self.nl_ltp is None and self.nl_ltd is None:
             return d.name
-        return "linear" if math.isinf(d.a_p) and math.isinf(d.a_d) else f"ltp{d.a_p:.4g}_ltd{d.a_d:.4g}"
+        return d.slug()
 
     def _check_fields(self):
         """Every field against its declaration, then the rules between fields; errors name the flag."""
         for name, field in parameters(self).items():
             try:
-                setattr(self, name, check(name, field, getattr(self, name)))
+                setattr(self, name, check(name, field, getattr(self, name), scalar=True))
             except FieldError as exc:
                 _fail(flag(name), exc.reason)
         if self.linear and any(v is not None for v in (self.ltp, self.ltd, self.nl_ltp, self.nl_ltd)):

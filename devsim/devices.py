@@ -88,10 +88,69 @@ class Device:
     - ``response() -> (pulse, g)`` (numpy): one noise-free LTP-then-LTD cycle.
     - ``is_linear``, ``linear_twin()``: the linear device with the same levels
       and non-idealities (the run's ``linear`` reference).
-    - ``nl_labels``, ``describe()``, ``get_config()`` / ``from_config(dict)``.
+    - ``nl_labels``, ``describe()``, ``slug()``, ``get_config()`` / ``from_config(dict)``.
+    - ``OPTION_FIELDS``: the fields of this kind that the device options of
+      ``devsim run`` (``--c2c``, ``--read-noise``, ...) may override; an
+      option naming another field is refused for this kind (one line naming it).
+
+    The base class holds what every kind shares: `read` (read noise, on/off,
+    range factor), and `pulse`/`potentiate`/`depress`/`pulses_lost` on top of
+    ``apply_pulses``.
     """
 
     kind = None
+    OPTION_FIELDS = ()
+
+    @property
+    def c2c_sigma(self) -> float:
+        """The mean cycle-to-cycle sigma per pulse this device applies (0: no C2C noise is drawn)."""
+        return self.c2c
+
+    def read(self, g, seed=None, noise_shape=None, xi=None, range_scale=None):
+        """The normalized conductance the periphery reads from devices at ``g``.
+
+        ``G/Gmax = range_scale * (f + (1 - f) g) * (1 + read_noise * xi)`` with
+        ``f = 1/on_off``, returned as ``(G/Gmax - f) / (1 - f)`` against the
+        nominal Gmin and Gmax. It is ``g`` itself when nothing varies. Read noise
+        is drawn only when a ``seed`` (or the draws ``xi``) is given; ``g`` is
+        never modified.
+
+        Args:
+            range_scale: each device's range factor (a `DevicePopulation`'s);
+                None: nominal.
+        """
+        noisy = self.read_noise > 0 and (seed is not None or xi is not None)
+        if not noisy and range_scale is None:
+            return g
+        f = 0.0 if math.isinf(self.on_off) else 1.0 / self.on_off
+        conductance = f + (1.0 - f) * g
+        if range_scale is not None:
+            conductance = ops.cast(range_scale, g.dtype) * conductance
+        if noisy:
+            if xi is None:
+                xi = random.normal(noise_shape or ops.shape(g), dtype=g.dtype, seed=seed)
+            conductance = conductance * (1.0 + self.read_noise * xi)
+        return (conductance - f) / (1.0 - f)
+
+    def pulse(self, g, n, seed=None):
+        """Apply signed pulse counts (``n > 0`` LTP, ``n < 0`` LTD); returns the new ``g``.
+
+        Pulses past a bound do nothing (the device stays at 0 or 1).
+        """
+        return self.apply_pulses(g, n, seed)[0]
+
+    def pulses_lost(self, g, n):
+        """How many of the signed pulses ``n`` at ``g`` fall past the bound (do nothing)."""
+        return self.apply_pulses(g, n, seed=0)[1]
+
+    def potentiate(self, g, n, seed=None):
+        """Apply ``n >= 0`` LTP pulses to devices at ``g``; returns the new ``g``."""
+        return self.pulse(g, ops.abs(ops.convert_to_tensor(n, dtype="float32")), seed)
+
+    def depress(self, g, n, seed=None):
+        """Apply ``n >= 0`` LTD pulses to devices at ``g``; returns the new ``g``."""
+        return self.pulse(g, -ops.abs(ops.convert_to_tensor(n, dtype="float32")), seed)
+
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -223,33 +282,45 @@ class ExpDevice(Device):
         """The linear reference of this device: same levels and non-idealities, linear curves."""
         return dataclasses.replace(self, a_p=math.inf, a_d=math.inf, name=None, source=None)
 
-    def sample(self, shape, seed=None) -> "DevicePopulation":
+    def sample(self, shape, seed=None, copies: int = 0) -> "DevicePopulation":
         """Draw the device-to-device variations of a population of ``shape`` devices.
 
         Returns a `DevicePopulation` whose model has per-device ``a_p``/``a_d``
         (where ``d2d > 0``) and D2D sigmas of 0, with each device's range factor
         and stuck state; all fixed for the devices' life and reproducible from
         ``seed``. Without variation, the population of this device itself.
+
+        Args:
+            copies: leading axes of ``shape`` that index stacked copies of one
+                array (`devsim.stacked`): the draws have the shape of one copy
+                and are shared, so every copy gets the devices it gets alone
+                (its own ``a_p``/``a_d`` broadcast against them).
         """
         if not self.needs_sampling:
             return DevicePopulation(self)
         rng = np.random.default_rng(seed)
-        shape = tuple(shape)
+        shape = tuple(shape)[copies:]
         fields = {"d2d": 0.0, "d2d_range": 0.0, "stuck_gmin": 0.0, "stuck_gmax": 0.0}
-        range_scale = stuck = None
         if self.d2d > 0:
             limit = nonlinearity.NL_LIMIT
-            nl_p, nl_d = (np.broadcast_to(x, shape) + rng.normal(0.0, self.d2d, shape) for x in self.nl_labels)
+            nl_p, nl_d = (x + rng.normal(0.0, self.d2d, shape) for x in self.nl_labels)
             nl_p, nl_d = (np.clip(x, -limit, limit) for x in (nl_p, nl_d))
             fields["a_p"] = np.asarray(nonlinearity.a_p_from_label(nl_p), np.float64)
             fields["a_d"] = np.asarray(nonlinearity.a_d_from_label(nl_d), np.float64)
-        if self.d2d_range > 0:
-            scale = 1.0 + rng.normal(0.0, self.d2d_range, shape)
-            range_scale = np.maximum(scale, 0.05).astype(np.float32)
-        if self.stuck_gmin > 0 or self.stuck_gmax > 0:
-            u = rng.uniform(size=shape)
-            stuck = np.where(u < self.stuck_gmin, -1, np.where(u < self.stuck_gmin + self.stuck_gmax, 1, 0)).astype(np.int8)
+        range_scale, stuck = draw_range_and_stuck(self, shape, rng)
         return DevicePopulation(dataclasses.replace(self, **fields), range_scale, stuck)
+
+    @property
+    def curve_kind(self) -> tuple:
+        """Which code path the curve math takes: (LTP linear, LTD linear, symmetric) per device array.
+
+        Devices that differ only in their curvatures but share this compute
+        every device with the same fused float32 arithmetic (`devsim.stacked`
+        stacks only those, so a stacked copy equals its run alone bit for bit).
+        """
+        ltp, ltd = self._curves
+        symmetric = np.shape(ltp.s) == np.shape(ltd.s) and np.array_equal(ltp.s, ltd.s)
+        return bool(np.all(ltp.linear)), bool(np.any(ltp.linear)), bool(np.all(ltd.linear)), bool(np.any(ltd.linear)), symmetric
 
     @functools.cached_property
     def _curves(self):
@@ -351,51 +422,6 @@ class ExpDevice(Device):
         g_new = ops.where(k == 0, g, g_new)
         return g_new, lost
 
-    def read(self, g, seed=None, noise_shape=None, xi=None, range_scale=None):
-        """The normalized conductance the periphery reads from devices at ``g``.
-
-        ``G/Gmax = range_scale * (f + (1 - f) g) * (1 + read_noise * xi)`` with
-        ``f = 1/on_off``, returned as ``(G/Gmax - f) / (1 - f)`` against the
-        nominal Gmin and Gmax. It is ``g`` itself when nothing varies. Read noise
-        is drawn only when a ``seed`` (or the draws ``xi``) is given; ``g`` is
-        never modified.
-
-        Args:
-            range_scale: each device's range factor (a `DevicePopulation`'s);
-                None: nominal.
-        """
-        noisy = self.read_noise > 0 and (seed is not None or xi is not None)
-        if not noisy and range_scale is None:
-            return g
-        f = 0.0 if math.isinf(self.on_off) else 1.0 / self.on_off
-        conductance = f + (1.0 - f) * g
-        if range_scale is not None:
-            conductance = ops.cast(range_scale, g.dtype) * conductance
-        if noisy:
-            if xi is None:
-                xi = random.normal(noise_shape or ops.shape(g), dtype=g.dtype, seed=seed)
-            conductance = conductance * (1.0 + self.read_noise * xi)
-        return (conductance - f) / (1.0 - f)
-
-    def pulse(self, g, n, seed=None):
-        """Apply signed pulse counts (``n > 0`` LTP, ``n < 0`` LTD); returns the new ``g``.
-
-        Pulses past a bound do nothing (the device stays at 0 or 1).
-        """
-        return self.apply_pulses(g, n, seed)[0]
-
-    def pulses_lost(self, g, n):
-        """How many of the signed pulses ``n`` at ``g`` fall past the bound (do nothing)."""
-        return self.apply_pulses(g, n, seed=0)[1]
-
-    def potentiate(self, g, n, seed=None):
-        """Apply ``n >= 0`` LTP pulses to devices at ``g``; returns the new ``g``."""
-        return self.pulse(g, ops.abs(ops.convert_to_tensor(n, dtype="float32")), seed)
-
-    def depress(self, g, n, seed=None):
-        """Apply ``n >= 0`` LTD pulses to devices at ``g``; returns the new ``g``."""
-        return self.pulse(g, -ops.abs(ops.convert_to_tensor(n, dtype="float32")), seed)
-
     def level(self, p):
         """Conductance of state ``p`` (0..N): ``p`` LTP pulses from Gmin, ``g_ltp(p/N)``."""
         p = ops.convert_to_tensor(p, dtype="float32")
@@ -443,6 +469,10 @@ class ExpDevice(Device):
             text = f"A_p={self.a_p:.3g}, A_d={self.a_d:.3g} (NL {nl_p:.2f}/{nl_d:.2f})"
         return f"{self.name}: {text}" if self.name else text
 
+    def slug(self) -> str:
+        """``ltp0.8_ltd0.8`` or ``linear``: this device in default run names."""
+        return "linear" if self.is_linear else f"ltp{float(self.a_p):.4g}_ltd{float(self.a_d):.4g}"
+
     def get_config(self) -> dict:
         """JSON-able parameters (arrays become lists); `from_config` inverts it."""
         config = {"kind": "exp"}
@@ -453,6 +483,8 @@ class ExpDevice(Device):
         return config
 
     kind = "exp"
+    OPTION_FIELDS = ("a_p", "a_d", "states", "states_ltd", "on_off", "c2c", "c2c_mode", "d2d", "d2d_range",
+                     "stuck_gmin", "stuck_gmax", "read_noise")
     METADATA_KEYS = ("kind", "nl_ltp", "nl_ltd", "fit")
     """Keys of a device config that are not fields: the kind, the labels (an alternative to a_p/a_d), a fit's record."""
 
@@ -489,6 +521,28 @@ class ExpDevice(Device):
         return cls(**fields)
 
 
+def draw_range_and_stuck(device, shape, rng):
+    """Each device's range factor (``d2d_range``) and stuck state (``stuck_gmin``/``stuck_gmax``), or None.
+
+    Shared by the device kinds; draws from ``rng`` in this order (range, then stuck).
+    """
+    range_scale = stuck = None
+    if device.d2d_range > 0:
+        scale = 1.0 + rng.normal(0.0, device.d2d_range, shape)
+        range_scale = np.maximum(scale, 0.05).astype(np.float32)
+    if device.stuck_gmin > 0 or device.stuck_gmax > 0:
+        u = rng.uniform(size=shape)
+        total = device.stuck_gmin + device.stuck_gmax
+        stuck = np.where(u < device.stuck_gmin, -1, np.where(u < total, 1, 0)).astype(np.int8)
+    return range_scale, stuck
+
+
+def same_option(name, default=dataclasses.MISSING):
+    """A dataclass field declared like `ExpDevice`'s ``name`` (help, unit, bounds), for another kind."""
+    f = ExpDevice.__dataclass_fields__[name]
+    return dataclasses.field(default=f.default if default is dataclasses.MISSING else default, metadata=f.metadata)
+
+
 def _number(value):
     """JSON text for non-finite numbers ("inf", "-inf") as floats; everything else as it is."""
     if isinstance(value, str) and value.strip().lower() in ("inf", "+inf", "-inf", "infinity", "-infinity"):
@@ -503,7 +557,7 @@ def _all_numbers(values):
                for v in values)
 
 
-DEVICE_KINDS = {"exp": "devsim.devices:ExpDevice"}
+DEVICE_KINDS = {"exp": "devsim.devices:ExpDevice", "table": "devsim.measured:TableDevice"}
 """Device kinds by the ``kind`` of their config: ``"module:class"`` (imported on first use)."""
 
 
@@ -562,13 +616,13 @@ class DevicePopulation:
 
     @property
     def c2c(self) -> float:
-        return self.model.c2c
+        return self.model.c2c_sigma
 
     @property
     def read_noise(self) -> float:
         return self.model.read_noise
 
-    def sample(self, shape, seed=None) -> "DevicePopulation":
+    def sample(self, shape, seed=None, copies: int = 0) -> "DevicePopulation":
         """Already drawn: the population itself (its devices are fixed for life)."""
         return self
 

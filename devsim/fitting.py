@@ -90,6 +90,7 @@ __all__ = [
     "read_pulse_csv",
     "fit_pulse_data",
     "fit_csv",
+    "bootstrap_fit",
     "pulse_arrays",
     "write_fit",
     "simulate_pulses",
@@ -100,6 +101,20 @@ U_BOUND = 50.0
 
 MIN_POINTS = 3
 """Fewest points (and distinct pulse numbers) a branch needs."""
+
+MAX_PULSE = 99_999
+"""Largest pulse number accepted (a device has at most `devsim.devices.MAX_STATES` levels)."""
+
+MAX_CYCLE = 2**31 - 1
+"""Largest cycle index accepted."""
+
+ABSURD = 1e3
+"""A reading further than this many times the data's interquartile range from their median is refused
+(a typing or unit error: no device's conductance spans that)."""
+
+MIN_CLUSTER_CYCLES = 6
+"""From this many cycles on, the uncertainties come from the spread between cycles (a cluster sandwich,
+what a bootstrap over cycles estimates); below it, from the random-walk noise model."""
 
 _COLUMNS = ("pulse", "conductance", "direction")
 _DIRECTIONS = {
@@ -130,7 +145,36 @@ def _parse_int(text, where, column):
         raise FitError(f"{where}, column {column!r}: value is NaN")
     if not math.isfinite(value) or value != int(value):
         raise FitError(f"{where}, column {column!r}: {text!r} is not an integer")
+    _check_int_range(value, where, column, text)
     return int(value)
+
+
+def _check_int_range(value, where, column, text=None):
+    """Pulse numbers up to `MAX_PULSE`, cycle indices up to `MAX_CYCLE` in magnitude (beyond: a typo)."""
+    text = repr(text) if text is not None else f"{value:g}"
+    if column == "pulse" and value > MAX_PULSE:
+        raise FitError(f"{where}, column 'pulse': pulse number {text} is too large (at most {MAX_PULSE:,}: "
+                       "a device has at most 100,000 levels)")
+    if column == "cycle" and abs(value) > MAX_CYCLE:
+        raise FitError(f"{where}, column 'cycle': cycle index {text} is too large (at most {MAX_CYCLE:,})")
+
+
+def _check_conductances(g, rows, where):
+    """No negative reading, and none absurdly far from the others (naming the first such row)."""
+    bad = np.flatnonzero(g < 0)
+    if bad.size:
+        raise FitError(f"{where} row {rows[bad[0]]}, column 'conductance': {g[bad[0]]:.6g} is negative "
+                       "(give conductances, G >= 0, not currents or differences)")
+    if g.size >= 4:
+        q1, median, q3 = np.percentile(g, [25, 50, 75])
+        spread = q3 - q1
+        if spread > 0:
+            with np.errstate(over="ignore"):
+                far = np.abs(g - median) > ABSURD * spread
+            if np.any(far):
+                k = np.flatnonzero(far)[np.argmax(np.abs(g[far] - median))]
+                raise FitError(f"{where} row {rows[k]}, column 'conductance': {g[k]:.6g} is absurd for these data "
+                               f"(median {median:.4g}, interquartile range {spread:.3g}); a typing or unit error?")
 
 
 def _parse_direction(text, where):
@@ -216,10 +260,14 @@ def read_pulse_csv(path) -> dict:
             raise FitError(f"{where}, column 'conductance': value is NaN")
         if not math.isfinite(conductance[k]):
             raise FitError(f"{where}, column 'conductance': {text!r} is not finite")
+        if conductance[k] < 0:
+            raise FitError(f"{where}, column 'conductance': {text} is negative "
+                           "(give conductances, G >= 0, not currents or differences)")
         direction[k] = _parse_direction(cell("direction"), where)
         if has_cycle:
             cycle[k] = _parse_int(cell("cycle"), where, "cycle")
         rownum[k] = line
+    _check_conductances(conductance, rownum, name)
     return {"pulse": pulse, "conductance": conductance, "direction": direction, "cycle": cycle, "row": rownum}
 
 
@@ -252,6 +300,10 @@ def pulse_arrays(data, source=""):
     bad = np.flatnonzero(pulse_f < 0)
     if bad.size:
         raise FitError(f"{where} row {rows[bad[0]]}, column 'pulse': pulse number {int(pulse_f[bad[0]])} is negative")
+    bad = np.flatnonzero(pulse_f > MAX_PULSE)
+    if bad.size:
+        _check_int_range(pulse_f[bad[0]], f"{where} row {rows[bad[0]]}", "pulse")
+    _check_conductances(g, rows, where)
     raw = np.asarray(data["direction"])
     if raw.dtype.kind in "iuf":
         direction = np.where(raw > 0, 1, -1).astype(np.int64)
@@ -261,7 +313,15 @@ def pulse_arrays(data, source=""):
     else:
         direction = np.array([_parse_direction(d, f"{where} row {r}") for d, r in zip(raw, rows)], np.int64)
     cycle = data.get("cycle")
-    cycle = np.ones(n, np.int64) if cycle is None else np.asarray(cycle, np.int64)
+    if cycle is None:
+        cycle = np.ones(n, np.int64)
+    else:
+        cycle_f = np.asarray(cycle, np.float64)
+        bad = np.flatnonzero(~np.isfinite(cycle_f) | (cycle_f != np.round(cycle_f)) | (np.abs(cycle_f) > MAX_CYCLE))
+        if bad.size:
+            raise FitError(f"{where} row {rows[bad[0]]}, column 'cycle': {cycle_f[bad[0]]:g} is not an integer "
+                           f"of at most {MAX_CYCLE:,}")
+        cycle = cycle_f.astype(np.int64)
     return pulse_f.astype(np.int64), g, direction, cycle, rows
 
 
@@ -328,6 +388,8 @@ class FitResult:
     nl_ltd_err: float = 0.0
     n_cycles: int = 1
     notes: list = dataclasses.field(default_factory=list)
+    error_method: str = "least squares"
+    bootstrap: dict | None = None
 
     @property
     def on_off(self) -> float:
@@ -370,6 +432,9 @@ class FitResult:
             "n_cycles": self.n_cycles,
             "noise_model": "random walk: each pulse adds N(0, c2c * (g_max - g_min)) to the curve step",
         }
+        config["fit"]["error_method"] = self.error_method
+        if self.bootstrap:
+            config["fit"]["bootstrap"] = dict(self.bootstrap)
         if self.notes:
             config["fit"]["notes"] = list(self.notes)
         return config
@@ -387,7 +452,10 @@ class FitResult:
             f"A_d = {pm(self.a_d, self.a_d_err)} (NL {self.nl_ltd:+.2f})",
             f"states = {self.states} (LTP), {self.states_ltd} (LTD); c2c = {100 * self.c2c:.2f} % per pulse",
             f"rmse = {self.rmse:.3g} ({100 * self.rmse / (self.g_max - self.g_min):.2f} % of range), "
-            f"{self.n_points} points, {self.n_cycles} cycle(s)",
+            f"{self.n_points} points, {self.n_cycles} cycle(s); errors from {self.error_method}",
+            *([f"bootstrap over cycles ({b['n']} resamples): Gmin +- {b['g_min_err']:.2g}, "
+               f"Gmax +- {b['g_max_err']:.2g}, A_p +- {b['a_p_err']:.2g}, A_d +- {b['a_d_err']:.2g}"]
+              if (b := self.bootstrap) else []),
         ])
 
 
@@ -440,18 +508,21 @@ def _chain(pulse, direction, cycle, rows):
     return order, same
 
 
-def _fit(x, z, up):
+_STARTS = ((0.0, 1.0, 1.0, 1.0), (0.0, 1.0, -1.0, -1.0), (0.0, 1.0, 1.0, -1.0), (0.0, 1.0, -1.0, 1.0))
+
+
+def _fit(x, z, up, starts=_STARTS, tol=1e-14):
     """Least squares in normalized units ``z``; returns the best ``scipy`` result over a few starts."""
     best = None
-    for u0 in ((1.0, 1.0), (-1.0, -1.0), (1.0, -1.0), (-1.0, 1.0)):
+    for x0 in starts:
         res = optimize.least_squares(
             lambda t: _model(t, x, up) - z,
-            x0=(0.0, 1.0, *u0),
+            x0=np.clip(x0, (-np.inf, -np.inf, -U_BOUND, -U_BOUND), (np.inf, np.inf, U_BOUND, U_BOUND)),
             jac=lambda t: _jacobian(t, x, up),
             bounds=((-np.inf, -np.inf, -U_BOUND, -U_BOUND), (np.inf, np.inf, U_BOUND, U_BOUND)),
             method="trf",
             x_scale="jac",
-            ftol=1e-14, xtol=1e-14, gtol=1e-14,
+            ftol=tol, xtol=tol, gtol=tol,
             max_nfev=2000,
         )
         if best is None or res.cost < best.cost:
@@ -462,6 +533,43 @@ def _fit(x, z, up):
 def _snap_u(u):
     """``u`` below round-off is exactly linear."""
     return 0.0 if abs(u) < 1e-12 else u
+
+
+def _cluster_sandwich(jac, resid, cycle, jtj_inv):
+    """``(J'J)^-1 [sum_c (J_c' r_c)(J_c' r_c)'] (J'J)^-1 C/(C-1)``: each cycle one independent draw.
+
+    Whatever correlates the residuals within a cycle (the random walk, a drop
+    at the turn-around, a curve the model misses), cycles repeat independently;
+    this is the covariance a bootstrap over cycles estimates, without refitting.
+    """
+    _, index = np.unique(cycle, return_inverse=True)
+    scores = np.zeros((index.max() + 1, jac.shape[1]))
+    np.add.at(scores, index, jac * resid[:, None])
+    scores -= scores.mean(axis=0)
+    c = scores.shape[0]
+    return jtj_inv @ (scores.T @ scores) @ jtj_inv * (c / (c - 1))
+
+
+def _walk_sandwich(jac, r_c, order, same, rho_c, gap, sigma, jtj_inv):
+    """``(J'J)^-1 J' Sigma J (J'J)^-1`` with ``Sigma`` the covariance of the random walk around the curve.
+
+    Each branch is its own chain ``r_i = rho r_(i-1) + N(0, sigma^2 gap)``,
+    started with the variance of the branches' first residuals. ``rho`` is
+    capped at 1: an accelerating fit (``rho = exp(-u/N) > 1``) chained through
+    every branch of every cycle would grow as ``exp(|u|)`` per branch, which
+    is what made 40 cycles of accelerating data report A_p +- 1e13.
+    """
+    link = np.where(same, np.minimum(rho_c, 1.0), 0.0)
+    start = ~same
+    first_var = float(np.mean(r_c[start] ** 2)) if np.any(start) else sigma**2
+    var = np.where(same, sigma**2 * np.maximum(gap, 1), max(first_var, sigma**2)).astype(np.float64)
+    # Sigma = L diag(var) L', L = (I - P)^-1 with P the sub-diagonal of link factors
+    banded = np.zeros((2, link.size))
+    banded[0, 1:] = -link[1:]
+    banded[1] = 1.0
+    y = linalg.solve_banded((0, 1), banded, jac[order])  # solves (I - P)' y = J
+    meat = (y * var[:, None]).T @ y
+    return jtj_inv @ meat @ jtj_inv
 
 
 def fit_pulse_data(data: dict, source="") -> FitResult:
@@ -514,24 +622,19 @@ def fit_pulse_data(data: dict, source="") -> FitResult:
     sigma = float(np.sqrt(np.mean(pairs**2))) if pairs.size else 0.0  # normalized units
     c2c = sigma / r_norm
 
-    # covariance: plain least squares, and the random-walk sandwich; report the larger
+    # covariance: plain least squares, and the sandwich of the cycles' spread (many cycles)
+    # or of the random-walk noise model (few); report the larger
+    n_cycles = int(np.unique(cycle).size)
     dof = max(1, z.size - 4)
     jtj_inv = linalg.pinvh(jac.T @ jac)
     cov = jtj_inv * (resid @ resid) / dof
-    if sigma > 0:
-        link = np.where(same, rho_c, 1.0)  # a new branch restarts at the previous state
-        link[0] = 0.0
-        var = sigma**2 * np.where(same, np.maximum(gap, 0), 1.0).astype(np.float64)
-        # Sigma = L diag(var) L', L = (I - P)^-1 with P the sub-diagonal of link factors
-        banded = np.zeros((2, z.size))
-        banded[0, 1:] = -link[1:]
-        banded[1] = 1.0
-        y = linalg.solve_banded((0, 1), banded, jac[order])  # solves (I - P)' y = J
-        meat = (y * var[:, None]).T @ y
-        sandwich = jtj_inv @ meat @ jtj_inv
-        variance = np.maximum(np.diag(cov), np.diag(sandwich))
+    if n_cycles >= MIN_CLUSTER_CYCLES:
+        sandwich, method = _cluster_sandwich(jac, resid, cycle, jtj_inv), "cycles"
+    elif sigma > 0:
+        sandwich, method = _walk_sandwich(jac, r_c, order, same, rho_c, gap, sigma, jtj_inv), "random walk"
     else:
-        variance = np.diag(cov)
+        sandwich, method = None, "least squares"
+    variance = np.diag(cov) if sandwich is None else np.maximum(np.diag(cov), np.diag(sandwich))
     err = np.sqrt(np.clip(variance, 0.0, None))
 
     g_min, g_max = lo + span * theta[0], lo + span * theta[1]
@@ -554,8 +657,56 @@ def fit_pulse_data(data: dict, source="") -> FitResult:
         states=n_p + 1, states_ltd=n_d + 1, nl_ltp=nl_p, nl_ltd=nl_d,
         c2c=float(c2c), rmse=float(span * np.sqrt(np.mean(resid**2))), n_points=int(z.size),
         source=str(source), nl_ltp_err=nl_err[0], nl_ltd_err=nl_err[1],
-        n_cycles=int(np.unique(cycle).size), notes=notes,
+        n_cycles=n_cycles, notes=notes, error_method=method,
     )
+
+
+def bootstrap_fit(data: dict, result: FitResult, n: int = 100, seed: int = 0) -> dict:
+    """Bootstrap over cycles: refit ``n`` resamples of whole cycles (drawn with replacement).
+
+    Every resample keeps the pulse scale of the full data (``N_p``, ``N_d``) and
+    starts from ``result``'s parameters. The spread of each parameter is half
+    its central 68 % interval (robust to the odd resample where a near-linear
+    branch's ``A`` runs off to infinity); for ``A`` it is also given as the
+    spread of the NeuroSim label.
+
+    Returns:
+        ``{"n": n, "g_min_err", "g_max_err", "a_p_err", "a_d_err", "nl_ltp_err",
+        "nl_ltd_err"}`` (the CSV's unit for Gmin/Gmax), or ``{}`` with fewer
+        than 3 cycles.
+    """
+    pulse, g, direction, cycle, _ = pulse_arrays(data, result.source)
+    ids = np.unique(cycle)
+    if ids.size < 3 or n < 2:
+        return {}
+    up = direction > 0
+    x = pulse / np.where(up, result.states - 1, result.states_ltd - 1)
+    lo, span = g.min(), np.ptp(g)
+    z = (g - lo) / span
+    members = [np.flatnonzero(cycle == c) for c in ids]
+    start = ((result.g_min - lo) / span, (result.g_max - lo) / span, 1.0 / result.a_p, 1.0 / result.a_d)
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(int(n)):
+        take = np.concatenate([members[k] for k in rng.integers(0, ids.size, ids.size)])
+        res = _fit(x[take], z[take], up[take], starts=(start,), tol=1e-10)
+        if np.all(np.isfinite(res.x)) and res.x[1] > res.x[0]:
+            draws.append(res.x)
+    draws = np.array(draws)
+    if len(draws) < 2:
+        return {}
+
+    def spread(values):
+        q16, q84 = np.percentile(values, [16, 84])
+        return float((q84 - q16) / 2)
+
+    a_p, a_d = curves.curvature(draws[:, 2]), curves.curvature(draws[:, 3])
+    return {
+        "n": int(len(draws)),
+        "g_min_err": span * spread(draws[:, 0]), "g_max_err": span * spread(draws[:, 1]),
+        "a_p_err": spread(a_p), "a_d_err": spread(a_d),
+        "nl_ltp_err": spread(nonlinearity.ltp_label(a_p)), "nl_ltd_err": spread(nonlinearity.ltd_label(a_d)),
+    }
 
 
 def _label_err(label, u, err):

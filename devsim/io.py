@@ -65,8 +65,8 @@ def check_writable(folder: Path, option: str = "--out") -> None:
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(folder / ".devsim-write-test"):
-            pass
+        with atomic_path(folder / ".devsim-write-test") as tmp:
+            Path(tmp).write_bytes(b"\0" * 65536)  # a full disk refuses data, not an empty file
         os.unlink(folder / ".devsim-write-test")
     except OSError as exc:
         raise ConfigError(f"{option}: cannot write to {folder} ({exc.strerror or exc})") from None

@@ -32,16 +32,19 @@ def _mix(x):
     return ops.bitwise_xor(x, ops.right_shift(x, _u32(16)))
 
 
-def _bits(shape, key):
-    """32 random bits per element of ``shape`` for a uint32 ``key`` (dimensions may be scalar
-    tensors, e.g. a batch size known only when the compiled step runs)."""
+def _bits(shape, key, copies=0):
+    """32 random bits per element of ``shape`` for a uint32 ``key``; the ``copies`` leading axes repeat them.
+    Dimensions may be scalar tensors (a batch size known only when the compiled step runs)."""
     if all(isinstance(d, (int, np.integer)) for d in shape):
         size = int(np.prod(shape)) if len(shape) else 1
     else:
         size = 1
         for d in shape:
             size = size * d
-    index = ops.cast(ops.reshape(ops.arange(size, dtype="int32"), shape), "uint32")
+    index = ops.arange(size, dtype="int32")
+    if copies:  # every copy draws the numbers of one copy (computed per element, not broadcast: see `normal`)
+        index = index % int(np.prod(shape[copies:]))
+    index = ops.cast(ops.reshape(index, shape), "uint32")
     return _mix(_mix(index * _u32(_GOLDEN) + key) ^ key)
 
 
@@ -51,16 +54,28 @@ def key(seed: int, step, stream: int):
     return _mix(base ^ (ops.cast(step, "uint32") * _u32(_GOLDEN)))
 
 
-def uniform(shape, key_):
+def uniform(shape, key_, copies=0):
     """Uniform numbers in (0, 1), float32: ``(b + 0.5) / 2**23`` for 23 random bits ``b``,
-    all exactly representable (24 bits would round the largest to 1.0)."""
-    bits = ops.right_shift(_bits(shape, key_), _u32(9))
+    all exactly representable (24 bits would round the largest to 1.0).
+
+    Args:
+        copies: leading axes of ``shape`` over which the numbers repeat (stacked
+            copies of one array draw the same numbers, `devsim.stacked`).
+    """
+    bits = ops.right_shift(_bits(shape, key_, copies), _u32(9))
     return (ops.cast(bits, "float32") + 0.5) * (1.0 / 2**23)
 
 
-def normal(shape, key_):
-    """Standard normal numbers, float32: ``sqrt(2) erfinv(2u - 1)`` of a `uniform` (|z| < 5.3)."""
-    return _inverse_normal_cdf(uniform(shape, key_))
+def normal(shape, key_, copies=0):
+    """Standard normal numbers, float32: ``sqrt(2) erfinv(2u - 1)`` of a `uniform` (|z| < 5.3).
+
+    With ``copies``, the numbers repeat over the leading axes, computed for every
+    element rather than drawn once and broadcast: XLA fuses an operand that is a
+    broadcast differently (it may or may not contract ``g + sigma * xi`` into one
+    fused multiply-add), and stacked copies must compute exactly what each run
+    computes alone.
+    """
+    return _inverse_normal_cdf(uniform(shape, key_, copies))
 
 
 # Giles, "Approximating the erfinv function" (GPU Computing Gems, 2011), single

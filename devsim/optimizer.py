@@ -311,17 +311,30 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
     def has_read_noise(self) -> bool:
         return any(tile.has_read_noise for tile in self._tiles)
 
-    def read_devices(self, noisy: bool = True):
+    def read_devices(self, noisy: bool = True, reads: int | None = None):
         """Set every device-mapped weight to a fresh read of its devices.
 
         With ``noisy=True`` each read draws new read noise (`ExpDevice.read_noise`);
         the stored conductances never change. `ProgramDevices` calls this before
         every evaluation or prediction batch when read noise is on.
+
+        Args:
+            noisy: draw read noise (where the devices have any).
+            reads: the read counter whose noise to draw (default: the running
+                counter). The running counter continues from ``reads + 1``, so
+                reads can be replayed, e.g. once per stacked copy (`devsim.stacked`).
         """
-        reads = self._reads.value
+        if reads is not None:
+            self._reads.assign(reads)
+        counter = self._reads.value
         for tile in self._tiles:
-            tile.read(reads if noisy else None)
+            tile.read(counter if noisy else None)
         self._reads.assign_add(1)
+
+    @property
+    def read_counter(self) -> int:
+        """How many reads `read_devices` has drawn (its next read uses this counter)."""
+        return int(self._reads.numpy())
 
     def stuck_counts(self) -> dict:
         """Stuck devices per layer: ``{"stuck_gmin_<layer>": int, "stuck_gmax_<layer>": int}``."""

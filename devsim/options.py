@@ -135,11 +135,11 @@ def _number(x) -> str:
     return str(int(x)) if float(x).is_integer() and abs(x) < 1e16 else f"{x:g}"
 
 
-def check(name: str, field: dataclasses.Field, value):
+def check(name: str, field: dataclasses.Field, value, scalar: bool = False):
     """Validate one value against its field's type and `Spec`; returns it converted.
 
     ``None`` passes for fields whose default is None. Numbers may be numpy
-    arrays where the field allows per-device values (every element is checked).
+    arrays (per-device values, every element checked) unless ``scalar``.
 
     Raises:
         FieldError: naming ``name`` and what is allowed.
@@ -160,7 +160,9 @@ def check(name: str, field: dataclasses.Field, value):
         if spec.choices and value not in spec.choices:
             raise FieldError(name, f"unknown value {value!r}; choose from {', '.join(spec.choices)}")
     elif kind is tuple:
-        if isinstance(value, str) or not all(_is_int(v) for v in np.ravel(np.asarray(value, dtype=object))):
+        if _is_int(value):
+            value = (value,)
+        if isinstance(value, (str, dict)) or not all(_is_int(v) for v in np.ravel(np.asarray(value, dtype=object))):
             raise FieldError(name, f"must be layer widths (positive integers) such as 128 or 256,128, got {value!r}")
         value = tuple(int(v) for v in value)
         if not value or min(value) < 1 or (spec.maximum is not None and max(value) > spec.maximum):
@@ -173,6 +175,8 @@ def check(name: str, field: dataclasses.Field, value):
         _check_bounds(name, spec, value, allowed)
     elif kind is float:
         array = _as_float_array(name, value, allowed)
+        if scalar and array.ndim:
+            raise FieldError(name, f"must be one number ({allowed}), got {_short(value)}")
         problem = spec.validate(array if array.ndim else float(array)) if spec.validate is not None else None
         if problem:
             raise FieldError(name, problem)
@@ -189,14 +193,15 @@ def check(name: str, field: dataclasses.Field, value):
     return value
 
 
-def check_all(obj, names=None):
+def check_all(obj, names=None, scalar=False):
     """`check` every parameter field of the dataclass instance ``obj`` (in place).
 
     Args:
         names: ``{field: name in messages}`` (default: the field names).
+        scalar: numbers must be single values.
     """
     for field_name, field in parameters(obj).items():
-        value = check((names or {}).get(field_name, field_name), field, getattr(obj, field_name))
+        value = check((names or {}).get(field_name, field_name), field, getattr(obj, field_name), scalar)
         object.__setattr__(obj, field_name, value)
 
 
@@ -245,6 +250,8 @@ def parse(field: dataclasses.Field, text: str, name: str):
     if not isinstance(text, str):
         if kind is tuple and isinstance(text, list):
             return tuple(text)
+        if kind is tuple and isinstance(text, int) and not isinstance(text, bool):
+            return (text,)  # one hidden layer
         if kind is float and isinstance(text, int) and not isinstance(text, bool):
             return float(text)
         return text

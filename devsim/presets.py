@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from devsim import io
-from devsim.devices import ExpDevice, device_from_config
+from devsim.devices import Device, ExpDevice, device_from_config
 from devsim.errors import ConfigError
 
 
@@ -72,13 +72,16 @@ PRESETS = {
 }
 
 
-def save_device(device: ExpDevice, path) -> None:
+def save_device(device: Device, path) -> None:
     """Write a device as JSON (atomic); `load_device` reads it back."""
     io.write_json(path, device.get_config())
 
 
-def load_device(spec: str, option: str = "--device") -> ExpDevice:
-    """A preset name (``ag-si``) or a device JSON file (``mydevice.json``).
+def load_device(spec: str, option: str = "--device") -> Device:
+    """A preset name (``ag-si``) or a device JSON file (``mydevice.json``) of any kind.
+
+    The file's ``"kind"`` (`devsim.devices.DEVICE_KINDS`, default ``"exp"``)
+    chooses the class that reads it.
 
     Raises:
         ConfigError: one line naming ``option`` and what is allowed.
@@ -94,7 +97,7 @@ def load_device(spec: str, option: str = "--device") -> ExpDevice:
         raise ConfigError(f"{option}: no such file {spec}") from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{option}: {spec} is not a readable JSON file ({exc})") from None
-    known = {"a_p", "a_d", "nl_ltp", "nl_ltd", "states", "states_ltd"}
+    known = {"kind", "a_p", "a_d", "nl_ltp", "nl_ltd", "states", "states_ltd"}
     if not isinstance(config, dict) or not known & set(config):
         unknown = f"; unknown key {sorted(config)[0]!r}" if isinstance(config, dict) and config else ""
         raise ConfigError(f"{option}: {spec} holds no device{unknown} (expected a JSON object with keys such as "
@@ -104,7 +107,7 @@ def load_device(spec: str, option: str = "--device") -> ExpDevice:
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{option}: {spec}: {' '.join(str(exc).split())}") from None
     for field in ("a_p", "a_d"):
-        if getattr(device, field, None) is not None and np.ndim(getattr(device, field)) > 0:
+        if isinstance(device, ExpDevice) and np.ndim(getattr(device, field)) > 0:
             raise ConfigError(f"{option}: {spec}: {field}: must be one number in a device file (one value per "
                               "device is for the Python API, where it broadcasts against a weight array)")
     if device.name:

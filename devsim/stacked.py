@@ -7,16 +7,20 @@ step train all of them. Each copy is trained exactly as it would be alone:
 
 - the loss is the sum of the copies' losses, so each copy gets its own gradient;
 - the inner optimizer's update is elementwise (SGD, Adam, ...);
-- every random draw (stochastic rounding, C2C, read noise) has the shape of
-  one copy and is shared, which is what each copy draws alone with the same
-  seed (`DeviceOptimizer(stack_axes=1)`);
-- the data order depends on the seed alone.
+- every random draw (device-to-device variation and stuck devices, stochastic
+  rounding, C2C and read noise) has the shape of one copy and is shared, which
+  is what each copy draws alone with the same seed
+  (`DeviceOptimizer(stack_axes=1)`);
+- each layer runs one matrix product per copy, the very op the run alone runs;
+- the data order depends on the seed alone;
+- each copy is evaluated by a plain network holding its weights, with the
+  evaluation reads its run makes alone (`StackedRecorder`).
 
-So the results equal those of the K runs one by one, up to float round-off
-in the stacked matrix products. Runs can be stacked when they differ only in
-``ltp``/``ltd``/``nl_ltp``/``nl_ltd``/``linear`` and have no device-to-device
-variation or stuck devices, a reference mapping, and no baselines
-(`stack_key` says which runs go together).
+So the results equal those of the K runs one by one, bit for bit (a test
+checks every history value and state with every kind of noise). Runs can be
+stacked when they differ only in ``ltp``/``ltd``/``nl_ltp``/``nl_ltd``/``linear``
+and have a reference mapping and no baselines (`stack_key` says which runs go
+together).
 """
 
 from __future__ import annotations
@@ -28,12 +32,11 @@ import time
 import keras
 import numpy as np
 from keras import ops
-from scipy.special import log_softmax
 
 from devsim.callbacks import ProgramDevices
 from devsim.data import load_dataset
 from devsim.mapping import ReferenceMapping
-from devsim.models import input_layers
+from devsim.models import build_mlp, input_layers
 from devsim.optimizer import DeviceOptimizer
 from devsim.run import RunFolder, initial_pulse_states
 
@@ -111,29 +114,69 @@ class StackedCrossEntropy(keras.losses.Loss):
 
 def stack_key(config) -> tuple | None:
     """Runs with the same key can train as one stacked model; None: never stacked."""
-    device = config.make_device()
-    if config.baselines or config.mapping != "reference" or device.needs_sampling or config.algorithm != "sgd" \
-            or config.make_periphery() is not None:
+    if config.baselines or config.mapping != "reference" or config.make_device().kind != "exp" \
+            or config.algorithm != "sgd" or config.make_periphery() is not None:
         return None
     d = {k: v for k, v in config.to_dict().items() if k not in (*CURVATURE_FIELDS, "out", "name")}
-    return tuple(sorted((k, repr(v)) for k, v in d.items()))
+    # copies share the curve math's code path (linear branches, symmetry), so each is computed as alone
+    return (*sorted((k, repr(v)) for k, v in d.items()), ("curve", config.make_device().curve_kind))
 
 
-def _per_copy_metrics(logits, labels):
-    """Cross-entropy and accuracy of each copy (arrays of length K) from logits ``(batch, K, classes)``."""
-    log_p = log_softmax(logits.astype(np.float64), axis=-1)
-    loss = -np.take_along_axis(log_p, labels[:, None, None], axis=-1)[..., 0].mean(axis=0)
-    accuracy = (logits.argmax(axis=-1) == labels[:, None]).mean(axis=0)
-    return loss, accuracy
+class _CopyWeights(keras.callbacks.Callback):
+    """Puts copy ``k``'s weights into the plain network before each evaluation batch.
+
+    Under read noise every batch first reads the stacked devices afresh, drawing
+    from read counter ``start + batch`` for every copy: the reads the copy's run
+    makes alone (`ProgramDevices`), replayed once per copy.
+    """
+
+    def __init__(self, recorder, k, start):
+        super().__init__()
+        self.recorder, self.k, self.start = recorder, k, start
+
+    def on_test_begin(self, logs=None):
+        self.recorder.copy_weights(self.k)
+
+    def on_test_batch_begin(self, batch, logs=None):
+        optimizer = self.recorder.model.optimizer
+        if optimizer.has_read_noise:
+            optimizer.read_devices(noisy=True, reads=self.start + batch)
+            self.recorder.copy_weights(self.k)
 
 
 class StackedRecorder(keras.callbacks.Callback):
-    """Per epoch: evaluate every copy and hand its history row to its run folder."""
+    """Per epoch: evaluate every copy as its run alone would, and hand its history row to its run folder.
 
-    def __init__(self, folders, data, eval_batch_size):
+    Each copy is evaluated by a plain (unstacked) network holding that copy's
+    weights, with Keras' ``evaluate`` at the run's evaluation batch size, so its
+    metrics are the numbers the run records alone (`devsim.run.EpochRecorder`),
+    read noise included (`_CopyWeights`).
+    """
+
+    def __init__(self, folders, data, eval_batch_size, plain):
         super().__init__()
-        self.folders, self.data, self.eval_batch_size = folders, data, eval_batch_size
+        self.folders, self.data, self.eval_batch_size, self.plain = folders, data, eval_batch_size, plain
         self.status = ["complete"] * len(folders)
+
+    def copy_weights(self, k):
+        stacked = [layer for layer in self.model.layers if isinstance(layer, StackedDense)]
+        plain = [layer for layer in self.plain.layers if hasattr(layer, "kernel")]
+        for s_layer, p_layer in zip(stacked, plain):
+            p_layer.kernel.assign(s_layer.kernel.value[k])
+            if s_layer.use_bias:
+                p_layer.bias.assign(s_layer.bias.value[k])
+
+    def _evaluate(self, x, y):
+        optimizer = self.model.optimizer
+        start = optimizer.read_counter
+        results = [
+            self.plain.evaluate(x, y, batch_size=self.eval_batch_size, verbose=0, return_dict=True,
+                                callbacks=[_CopyWeights(self, k, start)])
+            for k in range(len(self.folders))
+        ]
+        if optimizer.has_read_noise:  # as `ProgramDevices.on_test_end`: training goes on from a fresh read
+            optimizer.read_devices(noisy=optimizer.update == "batch")
+        return results
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
@@ -141,16 +184,13 @@ class StackedRecorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         seconds = (time.perf_counter() - self._start) / len(self.folders)  # the copies share the time
         logs = logs or {}
-        metrics = {}
-        for split, x, y in (("train", self.data.x_train, self.data.y_train), ("test", self.data.x_test, self.data.y_test)):
-            b = self.eval_batch_size  # eager calls: no retracing for the odd last batch
-            logits = np.concatenate([ops.convert_to_numpy(self.model(x[i:i + b], training=False)) for i in range(0, len(x), b)])
-            metrics[split] = _per_copy_metrics(logits, y)
+        train = self._evaluate(self.data.x_train, self.data.y_train)
+        test = self._evaluate(self.data.x_test, self.data.y_test)
         for k, folder in enumerate(self.folders):
             row = {
                 "model": "device", "epoch": epoch + 1,
-                "train_loss": float(metrics["train"][0][k]), "train_accuracy": float(metrics["train"][1][k]),
-                "test_loss": float(metrics["test"][0][k]), "test_accuracy": float(metrics["test"][1][k]),
+                "train_loss": train[k]["loss"], "train_accuracy": train[k]["accuracy"],
+                "test_loss": test[k]["loss"], "test_accuracy": test[k]["accuracy"],
                 "seconds": seconds,
             }
             row.update({key: int(v[k]) for key, v in logs.items() if key.startswith("pulses_")})
@@ -202,7 +242,10 @@ def run_stacked(configs, echo=print, warn=None) -> list:
     )
     model.compile(optimizer=optimizer, loss=StackedCrossEntropy())
     keras.utils.set_random_seed(config.seed)  # the data order depends on the seed alone, as in `run`
-    recorder = StackedRecorder(folders, data, config.eval_batch_size)
+    plain = build_mlp(data.x_train.shape[1:], config.hidden, config.activation, use_bias=config.bias, crop=config.crop,
+                      name="mlp_device")
+    plain.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    recorder = StackedRecorder(folders, data, config.eval_batch_size, plain)
     echo(f"training {stack} stacked device models on {data.name}: " + "; ".join(d.describe() for d in devices))
     model.fit(data.x_train, data.y_train, epochs=config.epochs, batch_size=config.batch_size, shuffle=True, verbose=0,
               callbacks=[ProgramDevices(), recorder])

@@ -141,19 +141,37 @@ class Sweep:
             spec = tomllib.loads(path.read_text())
         except FileNotFoundError:
             raise ConfigError(f"--file: no such file {path}") from None
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"--file: {path} is not a readable TOML sweep file ({exc})") from None
+        except IsADirectoryError:
+            raise ConfigError(f"--file: {path} is a folder, not a TOML sweep file") from None
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            reason = " ".join(str(exc).split())
+            raise ConfigError(f"--file: {path} is not a readable TOML sweep file ({reason})") from None
+        where = f"--file {path.name}"
         unknown = set(spec) - {"name", "fixed", "sweep", "tie"}
         if unknown:
-            raise ConfigError(f"--file: {path}: unknown table or key {sorted(unknown)[0]!r} (allowed: name, [fixed], [sweep], [tie])")
+            raise ConfigError(f"{where}: unknown table or key {sorted(unknown)[0]!r} (allowed: name, [fixed], [sweep], [tie])")
+        for table in ("fixed", "sweep", "tie"):
+            if not isinstance(spec.get(table, {}), dict):
+                raise ConfigError(f"{where}: {table} must be a table ([{table}] with one option per line), "
+                                  f"got {type(spec[table]).__name__}")
+        name = spec.get("name", path.stem)
+        if not isinstance(name, str):
+            raise ConfigError(f"{where}: name must be text (a folder name), got {name!r}")
 
         def values(field, v):
-            return [parse_value(field, x, f"--file {path.name}: {field}") for x in (v if isinstance(v, list) else [v])]
+            items = v if isinstance(v, list) else [v]
+            if field == "hidden" and isinstance(v, list) and v and not any(isinstance(x, list) for x in v):
+                items = [v]  # hidden = [128, 64]: one architecture; [[64], [128, 64]] sweeps two
+            return [parse_value(field, x, f"{where}: {field}") for x in items]
 
         parameters = {k: values(k, v) for k, v in spec.get("sweep", {}).items()}
-        fixed = {k: parse_value(k, v, f"--file {path.name}: {k}") for k, v in spec.get("fixed", {}).items()}
+        fixed = {k: parse_value(k, v, f"{where}: {k}") for k, v in spec.get("fixed", {}).items()}
         fixed.update(overrides or {})
-        return cls(spec.get("name", path.stem), parameters, fixed, dict(spec.get("tie", {})))
+        ties = spec.get("tie", {})
+        for field, source in ties.items():
+            if not isinstance(source, str):
+                raise ConfigError(f"{where}: [tie] {field} must name another option, e.g. ltd = \"ltp\", got {source!r}")
+        return cls(name, parameters, fixed, dict(ties))
 
     def runs(self) -> list:
         """``[(hash, swept values, RunConfig), ...]`` in grid order. Validates every config."""

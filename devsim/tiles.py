@@ -99,7 +99,8 @@ class DeviceTile:
         """Draw the devices, create the state variables (through ``optimizer.add_variable``) and
         put the variable on the devices: its value snapped to the nearest state, then read back."""
         shape = self.mapping.state_shape(self.variable.shape)
-        self.population = self.device.sample(shape, seed=[self.seed, self.index])  # D2D draws, fixed for life
+        # D2D draws, fixed for life; stacked copies draw what each draws alone (one copy's shape, shared)
+        self.population = self.device.sample(shape, seed=[self.seed, self.index], copies=self.stack_axes)
         self._build_reference(optimizer)
         _, g0 = self.population.nearest_state(self._conductances(ops.cast(self.variable.value, "float32")))
         g0 = self.population.stuck_values(g0)
@@ -137,14 +138,19 @@ class DeviceTile:
         return tuple(shape[self.stack_axes:])
 
     def _noise(self, step):
-        """The draws this update needs: (rounding u, C2C xi, read xi), None where off."""
+        """The draws this update needs: (rounding u, C2C xi, read xi), None where off.
+
+        Stacked copies share the draws: the rounding uniforms have one copy's
+        shape and broadcast (they are only compared, exactly); the normals are
+        computed per element, repeating over the copies (`devsim.noise.normal`).
+        """
         shape = self._draw_shape(self.variable.shape)
-        state_shape = self._draw_shape(self.conductance.shape)
+        state_shape, copies = tuple(self.conductance.shape), self.stack_axes
         stream = 3 * self.index
         u = noise.uniform(shape, noise.key(self.seed, step, stream)) if self.pulses in RANDOM_RULES else None
-        xi_c2c = noise.normal(state_shape, noise.key(self.seed, step, stream + 1)) if self.population.c2c > 0 else None
+        xi_c2c = noise.normal(state_shape, noise.key(self.seed, step, stream + 1), copies) if self.population.c2c > 0 else None
         noisy_read = self.population.read_noise > 0 and self.read_noise_in_steps
-        xi_read = noise.normal(state_shape, noise.key(self.seed, step, stream + 2)) if noisy_read else None
+        xi_read = noise.normal(state_shape, noise.key(self.seed, step, stream + 2), copies) if noisy_read else None
         return u, xi_c2c, xi_read
 
     def _count(self, x):
@@ -189,7 +195,8 @@ class DeviceTile:
         evaluation stream, counter ``reads``) when ``reads`` is given and read noise is on."""
         xi = None
         if reads is not None and self.population.read_noise > 0:
-            xi = noise.normal(self._draw_shape(self.conductance.shape), noise.key(self.seed, reads, READ_STREAM + self.index))
+            xi = noise.normal(tuple(self.conductance.shape), noise.key(self.seed, reads, READ_STREAM + self.index),
+                              self.stack_axes)
         self.variable.assign(ops.cast(self._weights(self.population.read(self.conductance.value, xi=xi)),
                                       self.variable.dtype))
 

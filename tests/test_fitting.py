@@ -91,7 +91,7 @@ def test_recovers_known_device_from_noisy_data(case):
 
 @pytest.mark.parametrize("c2c", [0.002, 0.01, 0.03])
 def test_c2c_estimate_tracks_the_generating_sigma(c2c):
-    r = fitting.fit_pulse_data(walk(0.0, 1.0, 0.4, 0.25, 64, 64, cycles=5, c2c=c2c, seed=2))
+    r = fitting.fit_pulse_data(walk(1.0, 2.0, 0.4, 0.25, 64, 64, cycles=5, c2c=c2c, seed=2))
     assert r.c2c == pytest.approx(c2c, rel=0.25)
     assert r.rmse > c2c  # a random walk strays further from the curve than one step
 
@@ -141,7 +141,7 @@ def test_simulate_pulses_matches_the_device_model():
     _, g = ExpDevice(0.5, -0.7, 51, states_ltd=31).response()
     sim = np.r_[d["conductance"][:51], d["conductance"][52:]]
     assert np.allclose(sim, g, atol=1e-6)
-    noisy = fitting.simulate_pulses(0.0, 1.0, 0.4, 0.25, 64, cycles=4, c2c=0.01, seed=5)
+    noisy = fitting.simulate_pulses(1.0, 2.0, 0.4, 0.25, 64, cycles=4, c2c=0.01, seed=5)
     assert fitting.fit_pulse_data(noisy).c2c == pytest.approx(0.01, rel=0.25)
 
 
@@ -334,3 +334,57 @@ def test_in_memory_data_is_validated_too():
     data = walk(0.0, 1.0, 0.5, 0.5, 10, 10, 1, 0.0, 0)
     data["direction"] = np.where(data["direction"] > 0, "ltp", "LTD")
     assert fitting.fit_pulse_data(data).a_p == pytest.approx(0.5, rel=1e-4)
+
+
+# ----------------------------------------------------------------------------- real-data scale
+
+
+def rram_like(a_p, a_d, cycles=40, seed=0, g_min=1.6e-4, g_max=2.5e-4, c2c=0.004, read=0.01):
+    """Siemens-scale data like a measured oxide RRAM: 40 cycles, ramps of 150-190 pulses (unequal per
+    cycle and branch), each branch a noisy curve of the full 190-pulse sweep plus white read noise."""
+    rng = np.random.default_rng(seed)
+    out = {k: [] for k in ("pulse", "conductance", "direction", "cycle")}
+    for c in range(1, cycles + 1):
+        for d, a in ((1, a_p), (-1, a_d)):
+            n = int(rng.integers(150, 191))
+            x = np.arange(n + 1) / 190
+            level = curves.shape(x, float(curves.rate(a)))
+            level = level + np.cumsum(c2c * rng.standard_normal(n + 1)) + read * rng.standard_normal(n + 1)
+            g = level if d > 0 else 1 - level
+            out["pulse"].append(np.arange(n + 1))
+            out["conductance"].append(g_min + (g_max - g_min) * np.clip(g, 0.0, 1.05))
+            out["direction"].append(np.full(n + 1, d))
+            out["cycle"].append(np.full(n + 1, c))
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("a_p, a_d", [(-1.0, 50.0), (0.3, 0.2), (-0.8, -2.0)])
+def test_siemens_scale_many_cycles_errors_are_sane_and_a_bootstrap_confirms_them(a_p, a_d):
+    data = rram_like(a_p, a_d)
+    assert 12_000 < data["pulse"].size < 16_000
+    r = fitting.fit_pulse_data(data)
+    assert r.error_method == "cycles" and r.n_cycles == 40
+    span = 9e-5
+    assert abs(r.g_min - 1.6e-4) < 0.05 * span and abs(r.g_max - 2.5e-4) < 0.05 * span
+    assert 0 < r.g_min_err < 0.05 * span and 0 < r.g_max_err < 0.05 * span
+    assert 0 < r.nl_ltp_err < 0.5 and 0 < r.nl_ltd_err < 0.5
+    assert abs(r.nl_ltp - nonlinearity.ltp_label(a_p)) < 4 * r.nl_ltp_err + 0.05
+    boot = fitting.bootstrap_fit(data, r, n=40, seed=1)
+    for key in ("g_min_err", "g_max_err", "nl_ltp_err", "nl_ltd_err"):
+        assert 0.5 < getattr(r, key) / boot[key] < 2.0, (key, getattr(r, key), boot[key])
+    text = r.summary()
+    assert "e+0" not in text.split("A_p")[1].split(",")[0]  # no absurd +- 1e13
+
+
+def test_accelerating_fit_does_not_blow_up_with_few_cycles():
+    """The old random-walk sandwich chained every branch; with rho = exp(-u/N) > 1 it grew without bound."""
+    r = fitting.fit_pulse_data(rram_like(-1.0, -1.0, cycles=5, c2c=0.002, read=0.002))
+    assert r.error_method == "random walk"
+    assert r.a_p_err < 1 and r.a_d_err < 1 and r.g_min_err < 1e-5
+
+
+def test_legend_shows_sane_uncertainties():
+    from devsim.figures.fit import _pm
+
+    assert _pm(-1.02, 0.13) == "-1.02 \\pm 0.13"
+    assert "46565784500381" not in _pm(-1.0, 4.6e13)

@@ -137,3 +137,9 @@ def test_figure_labels_come_from_the_table():
     for name in ("ltp", "c2c", "states", "lr", "d2d_range"):
         assert param_label(name) == option_spec(name).label and param_symbol(name) == option_spec(name).symbol
     assert param_label("model") == "Model"
+
+
+def test_sweep_takes_switches_and_flags_as_run_does():
+    sweep = {p.name: p for p in cli.commands["sweep"].params}
+    assert "--no-baselines" in sweep["baselines"].secondary_opts and sweep["baselines"].default is None
+    assert sweep["linear"].is_flag and sweep["linear"].default is None

@@ -218,7 +218,7 @@ def test_dask_cluster_matches_local_and_survives_a_killed_worker(tmp_path, dask_
 
 
 def test_stacked_sweep_equals_run_by_run(tmp_path):
-    s = Sweep("st", {"ltp": [0.3, 2.0, float("inf")], "ltd": [0.5]}, {**TINY, "epochs": 2, "update": "batch"})
+    s = Sweep("st", {"ltp": [0.3, 2.0, -1.0], "ltd": [0.5]}, {**TINY, "epochs": 2, "update": "batch"})  # one curve kind
     lines = []
     stacked = run_sweep(s, out=tmp_path / "a", echo=lines.append)
     assert any("3 runs stacked, in 1 models" in line for line in lines)

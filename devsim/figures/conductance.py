@@ -36,8 +36,10 @@ def _conductance_figure(responses, title=None, symmetry_point=None) -> Figure:
     ax.axvline(turn, color="0.5", lw=0.6, ls=":", zorder=0)
     ax.axvspan(turn, xmax, color="0.94", lw=0, zorder=-1)  # shade the LTD half
     if symmetry_point is not None and np.isfinite(symmetry_point) and 0.0 <= symmetry_point <= 1.0:
-        ax.axhline(symmetry_point, color="0.35", lw=0.8, ls=(0, (1, 1.5)), zorder=0,
-                   label=f"symmetry point $g^* = {symmetry_point:.3f}$")
+        ax.axhline(symmetry_point, color="0.35", lw=0.8, ls=(0, (1, 1.5)), zorder=0)
+        ax.annotate(f"$g^*$ = {symmetry_point:.2f}", xy=(1.0, symmetry_point), xycoords=("axes fraction", "data"),
+                    xytext=(3, 0), textcoords="offset points", ha="left", va="center", fontsize=7, color="0.3",
+                    annotation_clip=False)
     ax.set_xlim(0, xmax)
     ax.set_ylim(-0.03, 1.16)  # headroom above g = 1 for the LTP/LTD tags
     ax.yaxis.set_major_locator(MultipleLocator(0.2))

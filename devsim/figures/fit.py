@@ -30,6 +30,8 @@ def _pm(value, err):
     """``value \\pm err`` (mathtext) with the value rounded to the error's precision."""
     if not (math.isfinite(err) and err > 0):
         return f"{value:.3g}"
+    if err > abs(value):  # an error larger than the value: both to two figures, never 14 digits
+        return f"{value:.2g} \\pm {err:.2g}".replace("e+", "e")
     digits = max(0, 1 - math.floor(math.log10(err)))
     return f"{value:.{digits}f} \\pm {err:.{digits}f}"
 
