@@ -315,7 +315,6 @@ class TransferTile(DeviceTile):
         ref_a = _reference_array(self.population_a, shape, alg.reference_a).reshape(self.matrix)
         ref_c = _reference_array(self.population, shape, alg.reference_c)
         self.rows_path = self._homogeneous(self.population)
-        self.rows_path_a = self._homogeneous(self.population_a, read_only=True)
 
         def var(name, value, dtype="float32", var_shape=None):
             value = np.asarray(value)
@@ -347,13 +346,12 @@ class TransferTile(DeviceTile):
         self.lost = optimizer.add_variable((), "zeros", "int64", name=f"{self.layer}_lost")
 
     @staticmethod
-    def _homogeneous(population, read_only=False):
-        """Whether all devices share one model (rows can be pulsed without per-device constants)."""
+    def _homogeneous(population):
+        """Whether all devices share one model (rows of C can be pulsed without per-device constants);
+        else C's pulses are scattered into a full-shape update (n = 0 leaves a device exactly as it is)."""
         model = population.model
         same = np.ndim(getattr(model, "a_p", 0.0)) == 0 and np.ndim(getattr(model, "a_d", 0.0)) == 0
-        if read_only:
-            return population.range_scale is None
-        return same and population.stuck is None
+        return same and population.stuck is None and getattr(model, "kind", None) == "exp"
 
     # ------------------------------------------------------------------ reads
 

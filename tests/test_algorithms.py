@@ -393,3 +393,22 @@ def test_conv_kernels_are_matrices_of_rows(name):
     assert tile.state()["g"].shape == (3, 3, 2, 3)
     if name == "ttv2":
         assert tile.state()["g_a"].shape == (18, 3) and tile.state()["row"] == (8 * 5) % 18
+
+
+@pytest.mark.slow
+def test_measured_table_device_symmetry_point_and_algorithms():
+    """Another device kind: the numeric symmetry point, and the algorithms train on it."""
+    from devsim import fitting, measured
+
+    data = fitting.simulate_pulses(2e-6, 2e-5, 0.4, 0.25, 64, 64, cycles=20, c2c=0.0, seed=1)
+    table = measured.table_from_data(data)
+    exp = devsim.ExpDevice(0.4, 0.25, 65)
+    assert symmetry.symmetry_point(table) == pytest.approx(symmetry.symmetry_point(exp), abs=0.03)
+    x, y = separable()
+    for alg in ("zero-shift", A.TikiTakaV2(n_reads_per_transfer=4, fast_lr=0.5), "mixed-precision"):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax", use_bias=False)])
+        opt = devsim.DeviceOptimizer(keras.optimizers.SGD(0.1), table, seed=0, algorithm=alg)
+        model.compile(opt, "sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.fit(x, y, epochs=3, batch_size=32, verbose=0)
+        assert model.evaluate(x, y, verbose=0)[1] > 0.8, alg
