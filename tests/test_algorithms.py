@@ -18,6 +18,14 @@ from devsim.options import FieldError
 AG_SI = devsim.ExpDevice(a_p=0.4991809157811427, a_d=0.20030325878128413, states=97)
 
 
+@pytest.fixture(autouse=True)
+def fresh_keras_names():
+    """Layers made here are unnamed: reset Keras's name counters after each test, so tests that run
+    later in the process (the README's example) see the layer names they expect."""
+    yield
+    keras.backend.clear_session()
+
+
 def ref_device(dev):
     return R.ExpDevice(a_p=dev.a_p, a_d=dev.a_d, n_p=dev.num_pulses, n_d=dev.num_pulses_ltd, c2c=dev.c2c,
                        c2c_mode=dev.c2c_mode)

@@ -54,6 +54,7 @@ def test_bad_parameters_exit_2_with_one_line(argv, flag, capsys, tmp_path):
     assert not list(tmp_path.iterdir())  # nothing written
 
 
+@pytest.mark.slow
 def test_run_with_an_algorithm_and_the_periphery(capsys, tmp_path):
     argv = ["run", *SMALL, "--device", "ag-si", "--algorithm", "c-ttv2", "--n-reads-per-transfer", "4",
             "--in-chop-prob", "0.2", "--periphery", "aihwkit", "--out", str(tmp_path)]

@@ -15,6 +15,14 @@ from devsim.options import FieldError
 BIG = 1e30  # the reference's stand-in for an infinite bound
 
 
+@pytest.fixture(autouse=True)
+def fresh_keras_names():
+    """Layers made here are unnamed: reset Keras's name counters after each test, so tests that run
+    later in the process (the README's example) see the layer names they expect."""
+    yield
+    keras.backend.clear_session()
+
+
 def ref_io(io: P.IOParameters) -> R.IOConfig:
     fields = {f.name for f in dataclasses.fields(R.IOConfig)}
     values = {k: (BIG if isinstance(v, float) and math.isinf(v) else v) for k, v in io.get_config().items() if k in fields}
