@@ -54,6 +54,7 @@ ALGORITHMS = {
     "c-TTv2": dict(algorithm="c-ttv2", in_chop_prob=0.1, **TRANSFER),
     "mixed precision": dict(algorithm="mixed-precision"),
 }
+STYLES = {"zero shifting": (0, (4, 1.5))}  # on symmetric and linear devices it is SGD exactly: let SGD show through
 COLORS = {"SGD": "#444444", "zero shifting": "#1f77b4", "TTv2": "#d62728", "c-TTv2": "#ff7f0e",
           "mixed precision": "#2ca02c", "float": "#000000"}
 
@@ -162,7 +163,8 @@ def plot(curves, out, epochs):
                          "axes.spines.right": False, "pdf.fonttype": 42})
     fig, axes = plt.subplots(1, len(DEVICES), figsize=(7.0, 2.3), sharey=True, constrained_layout=True)
     float_curves = np.asarray(curves.get(("float", "float"), []), dtype=float)
-    for ax, device in zip(axes, DEVICES):
+    for i, (ax, device) in enumerate(zip(axes, DEVICES)):
+        ax.text(-0.02, 1.04, f"({'abcd'[i]})", transform=ax.transAxes, ha="right", va="bottom", fontweight="bold")
         if float_curves.size:
             x = np.arange(1, float_curves.shape[1] + 1)
             ax.plot(x, 100 * float_curves.mean(axis=0), color=COLORS["float"], ls="--", lw=1.0, label="float")
@@ -171,7 +173,7 @@ def plot(curves, out, epochs):
             if not runs.size:
                 continue
             x = np.arange(1, runs.shape[1] + 1)
-            ax.plot(x, 100 * runs.mean(axis=0), color=COLORS[name], lw=1.2, label=name)
+            ax.plot(x, 100 * runs.mean(axis=0), color=COLORS[name], lw=1.2, ls=STYLES.get(name, "-"), label=name)
             ax.fill_between(x, 100 * runs.min(axis=0), 100 * runs.max(axis=0), color=COLORS[name], alpha=0.18, lw=0)
         ax.set_title(device)
         ax.set_xlabel("Epoch")
@@ -199,6 +201,21 @@ def plot(curves, out, epochs):
     return paths
 
 
+def _epoch_timer():
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        """Seconds from the epoch's first batch to its end (not fit's set-up)."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds = time.perf_counter() - self._t
+
+    return EpochTimer
+
+
 def measure_cost(epochs_each=5, device_name="Ag:a-Si", echo=print):
     """Seconds per training epoch of every algorithm, interleaved: one epoch of each in turn, repeated."""
     import keras
@@ -208,8 +225,14 @@ def measure_cost(epochs_each=5, device_name="Ag:a-Si", echo=print):
     from devsim.models import build_mlp
     from devsim.optimizer import DeviceOptimizer
 
+    EpochTimer = _epoch_timer()
     data = load_dataset("mnist-5k", warn=lambda m: None)
     models = {}
+    keras.utils.set_random_seed(0)
+    float_model = build_mlp(data.x_train.shape[1:], COMMON["hidden"], "relu")
+    float_model.compile(keras.optimizers.SGD(COMMON["lr"]), "sparse_categorical_crossentropy")
+    float_model.fit(data.x_train, data.y_train, epochs=1, batch_size=32, verbose=0)
+    models["float"] = float_model
     for name, alg in ALGORITHMS.items():
         cfg = RunConfig(**{**COMMON, **DEVICES[device_name], **alg, "epochs": 1, "out": "/tmp", "name": "cost"})
         keras.utils.set_random_seed(0)
@@ -224,11 +247,12 @@ def measure_cost(epochs_each=5, device_name="Ag:a-Si", echo=print):
     for r in range(epochs_each):
         for name in names[r % len(names):] + names[:r % len(names)]:  # rotate the order: no algorithm always first
             model = models[name]
-            t = time.perf_counter()
-            model.fit(data.x_train, data.y_train, epochs=1, batch_size=32, verbose=0)
-            seconds[name].append(time.perf_counter() - t)
+            timer = EpochTimer()
+            model.fit(data.x_train, data.y_train, epochs=1, batch_size=32, verbose=0, callbacks=[timer])
+            seconds[name].append(timer.seconds)
     base = seconds["SGD"]
-    ratio = {name: statistics.median(s / b for s, b in zip(seconds[name], base)) for name in models}
+    ratio = {name: statistics.median(s / b for s, b in zip(seconds[name], base)) for name in models if name != "float"}
+    ratio["float Keras"] = statistics.median(s / b for s, b in zip(seconds["float"], base))
     echo("seconds per epoch: " + ", ".join(f"{n} {statistics.median(s):.2f}" for n, s in seconds.items()))
     return {"device": device_name, "repeats": epochs_each, "seconds": seconds, "ratio": ratio}
 
@@ -239,6 +263,7 @@ def main(argv=None):
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--out", default="results/algorithms")
     parser.add_argument("--figures-only", action="store_true")
+    parser.add_argument("--cost-only", action="store_true", help="measure the cost per epoch again (then redraw)")
     parser.add_argument("--cost-epochs", type=int, default=5)
     parser.add_argument("--devices", default=None, help=f"a subset of {','.join(SLUGS.values())}")
     parser.add_argument("--algorithms", default=None, help="a subset of " + ",".join(a["algorithm"] for a in ALGORITHMS.values()))
@@ -249,9 +274,10 @@ def main(argv=None):
     runs = configs(args.epochs, seeds, out, args.devices and args.devices.split(","),
                    args.algorithms and args.algorithms.split(","))
     if not args.figures_only:
-        t = time.perf_counter()
-        train(runs)
-        print(f"training: {time.perf_counter() - t:.0f} s")
+        if not args.cost_only:
+            t = time.perf_counter()
+            train(runs)
+            print(f"training: {time.perf_counter() - t:.0f} s")
         cost = measure_cost(args.cost_epochs)
         (out / "cost.json").write_text(json.dumps(cost, indent=2) + "\n")
     cost = json.loads((out / "cost.json").read_text()) if (out / "cost.json").exists() else None
