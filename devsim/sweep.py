@@ -58,7 +58,10 @@ def parse_value(field: str, text, option=None):
     if spec is None or spec.group == "output":
         raise ConfigError(f"{option}: not a run option that can be swept")
     try:
-        return options.parse(OPTION_FIELDS[field], text, option)
+        value = options.parse(OPTION_FIELDS[field], text, option)
+        if not isinstance(text, str) and value is not None:  # from TOML: a value of the option's type
+            value = options.check(option, OPTION_FIELDS[field], value, scalar=True)
+        return value
     except options.FieldError as exc:
         raise ConfigError(f"{option}: {exc.reason}") from None
 

@@ -1,0 +1,1 @@
+"""Workers of benchmarks/peers.py: one tool, one network, one process each."""

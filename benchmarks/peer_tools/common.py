@@ -1,0 +1,116 @@
+"""What every worker shares: arguments, thread pinning, the result line.
+
+A worker is started by `benchmarks/peers.py` in a fresh process (its own
+interpreter, possibly another venv), trains one tool on one network, and
+prints one line ``PEERS_RESULT <json>`` on stdout. Only numpy and the
+standard library here: torch workers import this in the comparison venv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+RESULT_PREFIX = "PEERS_RESULT "
+
+
+def pin_thread_env(threads: int) -> None:
+    """Environment of every worker, set before any numeric library loads (the driver sets it too)."""
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+                 "TF_NUM_INTEROP_THREADS"):
+        os.environ[name] = str(threads)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser()
+    p.add_argument("--tool", required=True)
+    p.add_argument("--net", required=True, help="e.g. 784-128-10; a comma list trains each in turn")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--data", required=True, help=".npz with x (n, 28, 28) float32 and y (n,) int64")
+    p.add_argument("--n", default="0", help="images per epoch (0: all); a comma list pairs with --batch")
+    p.add_argument("--batch", default="32", help="batch size; a comma list trains each in turn")
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--warmup-steps", type=int, default=20, help="steps trained before timing (compilation, caches)")
+    p.add_argument("--warmup-epochs", type=int, default=0, help="full epochs trained before timing (instead of steps)")
+    p.add_argument("--epochs", type=int, default=2, help="timed epochs")
+    p.add_argument("--large-epochs", type=int, default=0, help="timed epochs of networks >= 1M weights (0: --epochs)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps-per-execution", type=int, default=1, help="Keras only; 0: the whole epoch")
+    p.add_argument("--jit", default="auto", help="Keras only: auto, true, false")
+    p.add_argument("--data-pipeline", default="numpy", help="Keras only: numpy (fit defaults) or tfdata (prefetch)")
+    return p.parse_args(argv)
+
+
+def configs(args):
+    """One namespace per (network, batch size) of the comma lists, each with a single net, batch and n."""
+    import copy
+
+    batches = [int(b) for b in str(args.batch).split(",")]
+    ns = [int(v) for v in str(args.n).split(",")]
+    if len(ns) == 1:
+        ns = ns * len(batches)
+    if len(ns) != len(batches):
+        raise SystemExit("--n needs one value or one per --batch")
+    for net in args.net.split(","):
+        for batch, n in zip(batches, ns):
+            one = copy.copy(args)
+            one.net, one.batch, one.n = net, batch, n
+            if args.large_epochs and weights_of(net) >= 1_000_000:
+                one.epochs = args.large_epochs
+            yield one
+
+
+def hidden_sizes(net: str):
+    sizes = [int(s) for s in net.split("-")]
+    if sizes[0] != 784 or sizes[-1] != 10:
+        raise SystemExit(f"--net must be 784-...-10, got {net}")
+    return sizes[1:-1]
+
+
+def weights_of(net: str) -> int:
+    sizes = [int(s) for s in net.split("-")]
+    return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def load_data(args):
+    import numpy as np
+
+    with np.load(args.data) as f:
+        x, y = f["x"].astype("float32"), f["y"].astype("int64")
+    if args.n:
+        x, y = x[: args.n], y[: args.n]
+    return x, y
+
+
+class Clock:
+    """Wall and process CPU time of a stretch of work: cpu/wall tells how many cores it kept busy."""
+
+    def __enter__(self):
+        self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.wall0
+        self.cpu = time.process_time() - self.cpu0
+
+
+def finite(x):
+    """Strict JSON: NaN and infinities become None (recursively)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [finite(v) for v in x]
+    return x
+
+
+def emit(result: dict) -> None:
+    result = finite(result)
+    result.setdefault("python", sys.version.split()[0])
+    sys.stdout.write(RESULT_PREFIX + json.dumps(result, allow_nan=False) + "\n")
+    sys.stdout.flush()
