@@ -50,7 +50,8 @@ def _number_or_off(kind):
     return convert
 
 
-GROUP_TITLES = {"device": "Device options", "training": "Training options", "periphery": "Periphery options",
+GROUP_TITLES = {"device": "Device options", "algorithm": "Algorithm options (docs/algorithms.md)",
+                "periphery": "Periphery options (docs/periphery.md, docs/protocols.md)", "training": "Training options",
                 "output": "Output options"}
 
 
@@ -338,6 +339,9 @@ def device(out, name, save, **options):  # noqa: F811 - the command, not the opt
     )
     names = ("on_off", "c2c", "d2d", "d2d_range", "stuck_gmin", "stuck_gmax", "read_noise")
     noise = {k: dev.c2c_sigma if k == "c2c" else getattr(dev, k) for k in names if hasattr(dev, k)}
+    from devsim import symmetry
+
+    click.echo(symmetry.describe(dev))
     click.echo("non-idealities: " + ", ".join(f"{k} {v:g}" for k, v in noise.items()))
     ticks = np.linspace(0, n + n_d, 9).astype(int)
     click.echo("pulse   " + "  ".join(f"{p:>6d}" for p in ticks))

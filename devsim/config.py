@@ -18,14 +18,15 @@ import dataclasses
 import math
 import os
 
+from devsim import algorithms as algorithms_mod
 from devsim import io
 from devsim.data import DATASETS, INPUT_SHAPES
 from devsim.devices import Device, ExpDevice
 from devsim.errors import ConfigError
 from devsim.mapping import MAPPINGS
 from devsim.nonlinearity import NL_LIMIT, a_d_from_label, a_d_from_label_table, a_p_from_label, a_p_from_label_table
-from devsim.options import (FALLBACK, FALLBACK_FROM, OFF, SPEC, FieldError, check, document, flag, is_off, option,
-                            parameters, protocol_option, spec_of)
+from devsim.options import (FALLBACK, FALLBACK_FROM, OFF, PER_ALGORITHM, SPEC, FieldError, check, document, flag,
+                            is_off, option, parameters, protocol_option, spec_of)
 from devsim.presets import load_device
 from devsim.protocols import PROTOCOLS
 from devsim.pulses import PULSE_RULES
@@ -157,6 +158,48 @@ class _DeviceMethods:
                 _fail(flag(a), f"give {flag(a)} or {flag(nl)}, not both")
 
 
+def _algorithm_option_fields():
+    """``--algorithm`` and every algorithm parameter once, as optional overrides of the algorithm's defaults."""
+    fields = [("algorithm", "str", option(
+        "sgd", "Training algorithm (docs/algorithms.md): sgd (the pulse rule on the optimizer's step), zero-shift "
+        "(read against each device's symmetry point), ttv2 (Tiki-Taka v2), c-ttv2 (chopped TTv2), agad, "
+        "mixed-precision. All but sgd and zero-shift need --update batch.", choices=algorithms_mod.NAMES,
+        label="Algorithm", symbol="algorithm", group=algorithms_mod.ALGORITHM))]
+    for name, f in algorithms_mod.option_fields().items():
+        annotation = f.type if "None" in str(f.type) else f"{f.type} | None"
+        defaults = {n: getattr(cls(), name) for n, cls in algorithms_mod.ALGORITHMS.items()
+                    if name in parameters(cls)}
+        metadata = {**f.metadata, PER_ALGORITHM: defaults}
+        fields.append((name, annotation, dataclasses.field(default=None, metadata=metadata)))
+    return fields
+
+
+ALGORITHM_FIELDS = tuple(name for name, _, _ in _algorithm_option_fields())
+
+
+def _periphery_option_fields():
+    """``--periphery`` and every `devsim.periphery.IOParameters` field, as optional overrides of it."""
+    from devsim import periphery
+
+    fields = [("periphery", "str", option(
+        "none", "Analog periphery of the device layers' forward and backward passes (docs/periphery.md): none (ideal "
+        "matmul), aihwkit (aihwkit's IOParameters defaults: 7-bit DAC, 9-bit ADC on +-12, output noise 0.06, abs_max "
+        "noise management, iterative bound management) or preset (aihwkit's PresetIOParameters: ADC +-20, noise 0.1); "
+        "the options below override its fields.", choices=("none", "aihwkit", "preset"), label="Periphery",
+        symbol="periphery", group=periphery.PERIPHERY))]
+    defaults = periphery.IOParameters()
+    for f in dataclasses.fields(periphery.IOParameters):
+        annotation = f.type if "None" in str(f.type) else f"{f.type} | None"
+        metadata = {**f.metadata, PER_ALGORITHM: {"none": getattr(defaults, f.name)}}
+        fields.append((f.name, annotation, dataclasses.field(default=None, metadata=metadata)))
+    return fields
+
+
+PERIPHERY_FIELDS = tuple(name for name, _, _ in _periphery_option_fields())
+"""Run options of the periphery (left out of a run's hash while at their defaults)."""
+"""Run options of the algorithms (left out of a run's hash while at their defaults: older sweeps resume)."""
+
+
 DeviceOptions = dataclasses.make_dataclass("DeviceOptions", _device_option_fields(), bases=(_DeviceMethods,))
 DeviceOptions.__doc__ = """The device options of a run (`ExpDevice`'s fields as overrides of ``device``).
 
@@ -168,8 +211,12 @@ DeviceOptions.__module__ = __name__
 document(DeviceOptions)
 
 
+_AlgorithmOptions = dataclasses.make_dataclass(
+    "_AlgorithmOptions", _algorithm_option_fields() + _periphery_option_fields(), bases=(DeviceOptions,))
+
+
 @dataclasses.dataclass
-class RunConfig(DeviceOptions):
+class RunConfig(_AlgorithmOptions):
     """Every parameter of a run (validated on creation). Field names are the options without ``--``.
 
     The device fields (`DeviceOptions`) left at None come from ``device`` or
@@ -321,6 +368,8 @@ class RunConfig(DeviceOptions):
             io.check_name("--name", self.name)
         device = self.make_device()  # validates the device fields (and reads a device file) now
         self._check_rules(device)
+        self.make_algorithm()
+        self.make_periphery()
         self.run_name()
 
     def _resolve_protocol(self) -> list:
@@ -362,6 +411,44 @@ class RunConfig(DeviceOptions):
         if self.mapping != "reference" and (self.r_access or self.r_wire or self.adc_bits):
             _fail("--mapping", "the periphery reads (--adc-bits, --r-access, --r-wire) need --mapping reference")
 
+    def make_periphery(self):
+        """The `devsim.periphery.IOParameters` of the device layers (forward; the backward pass uses the same
+        without bound management), or None when it is the identity (``--periphery none``, no field given)."""
+        from devsim import periphery
+
+        base = {"none": periphery.IOParameters, "aihwkit": periphery.IOParameters.aihwkit,
+                "preset": periphery.IOParameters.preset}[self.periphery]
+        given = {n: getattr(self, n) for n in PERIPHERY_FIELDS[1:] if getattr(self, n) is not None}
+        try:
+            io = base(**given)
+        except FieldError as exc:
+            _fail(flag(exc.field), exc.reason)
+        return None if io.is_identity else io
+
+    def make_algorithm(self):
+        """The requested `devsim.algorithms.Algorithm`: ``--algorithm`` with the parameters given.
+
+        Raises:
+            ConfigError: naming the option (a parameter of another algorithm, a bad value,
+                an algorithm that needs --update batch or the reference mapping).
+        """
+        cls = algorithms_mod.ALGORITHMS[self.algorithm]
+        given = {n: getattr(self, n) for n in ALGORITHM_FIELDS[1:] if getattr(self, n) is not None}
+        own = parameters(cls)
+        for name in given:
+            if name not in own:
+                _fail(flag(name), f"is not a parameter of --algorithm {self.algorithm} "
+                      f"(it is one of {', '.join(algorithms_mod.owners(name))})")
+        try:
+            algorithm = cls(**given)
+        except FieldError as exc:
+            _fail(flag(exc.field), exc.reason)
+        if algorithm.needs_batch and self.update != "batch":
+            _fail("--algorithm", f"{self.algorithm} needs --update batch (it uses the gradient of every step)")
+        if algorithm.tile != "device" and self.mapping != "reference":
+            _fail("--algorithm", f"{self.algorithm} needs --mapping reference (one device per weight)")
+        return algorithm
+
     def _check_size(self):
         """Refuse a network that cannot fit in memory, before anything is allocated."""
         shape = INPUT_SHAPES[self.dataset]
@@ -382,11 +469,11 @@ class RunConfig(DeviceOptions):
 
         return ReferenceMapping(self.wmax) if self.mapping == "reference" else DifferentialMapping(self.wmax)
 
-    def periphery(self, device):
-        """The forward pass's periphery (`devsim.periphery.Periphery`) for ``device`` (identity when all off)."""
-        from devsim.periphery import Periphery
+    def array_reads(self, device):
+        """How the forward pass reads ``device``'s arrays (`devsim.periphery.ArrayReads`; identity when all off)."""
+        from devsim.periphery import ArrayReads
 
-        return Periphery(
+        return ArrayReads(
             hidden_threshold=self.hidden_threshold, adc_bits=self.adc_bits, r_access=self.r_access or 0.0,
             r_wire=self.r_wire or 0.0, r_on=getattr(device, "r_on", None), on_off=device.on_off,
             cell=getattr(device, "cell", "1t1r"), w_max=self.wmax,
@@ -398,7 +485,8 @@ class RunConfig(DeviceOptions):
         if self.name:
             return self.name
         how = self.protocol if self.protocol else f"{self.update}-{self.pulses}"
-        name = f"{self.dataset}_{self.device_slug()}_{how}_s{self.seed}"
+        algorithm = "" if self.algorithm == "sgd" else f"_{self.algorithm}"
+        name = f"{self.dataset}_{self.device_slug()}_{how}{algorithm}_s{self.seed}"
         return io.check_name("--device (its name makes the run folder's; give --name)", name)
 
     def to_dict(self) -> dict:
@@ -406,6 +494,20 @@ class RunConfig(DeviceOptions):
         d["hidden"] = list(self.hidden)
         if self.layer_lr is not None:
             d["layer_lr"] = list(self.layer_lr)
+        return d
+
+    def identity(self) -> dict:
+        """`to_dict` without the options added after sweeps were first recorded while they change nothing
+        (`IDENTITY`; ``--algorithm sgd`` without parameters; ``--periphery none`` without fields): what
+        names a run in a sweep, so earlier sweeps resume."""
+        d = self.to_dict()
+        for name, value in IDENTITY.items():
+            if name in d and d[name] == value:
+                d.pop(name)
+        for names, default in ((ALGORITHM_FIELDS, "sgd"), (PERIPHERY_FIELDS, "none")):
+            if d.get(names[0]) == default and all(d.get(n) is None for n in names[1:]):
+                for n in names:
+                    d.pop(n, None)
         return d
 
 

@@ -33,8 +33,14 @@ def _mix(x):
 
 
 def _bits(shape, key, copies=0):
-    """32 random bits per element of ``shape`` for a uint32 ``key``; the ``copies`` leading axes repeat them."""
-    size = int(np.prod(shape)) if len(shape) else 1
+    """32 random bits per element of ``shape`` for a uint32 ``key``; the ``copies`` leading axes repeat them.
+    Dimensions may be scalar tensors (a batch size known only when the compiled step runs)."""
+    if all(isinstance(d, (int, np.integer)) for d in shape):
+        size = int(np.prod(shape)) if len(shape) else 1
+    else:
+        size = 1
+        for d in shape:
+            size = size * d
     index = ops.arange(size, dtype="int32")
     if copies:  # every copy draws the numbers of one copy (computed per element, not broadcast: see `normal`)
         index = index % int(np.prod(shape[copies:]))

@@ -12,7 +12,8 @@ from keras.saving import deserialize_keras_object, serialize_keras_object
 from devsim.devices import Device, device_from_config
 from devsim.mapping import ReferenceMapping, mapping_from_config
 from devsim.pulses import PULSE_RULES
-from devsim.tiles import UPDATES, DeviceTile, layer_name
+from devsim import algorithms as algorithms_mod
+from devsim.tiles import TILES, UPDATES, layer_name
 
 
 def _eager_scope():
@@ -110,6 +111,14 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
             where it is free, not for ``update="batch"``, where the extra pass
             over the weights (a logarithm per device) costs about a third of
             the update.
+        algorithm: the training algorithm (`devsim.algorithms`): an instance
+            such as ``TikiTakaV2(n_reads_per_transfer=32)``, a name (``"sgd"``,
+            ``"zero-shift"``, ``"ttv2"``, ``"c-ttv2"``, ``"agad"``,
+            ``"mixed-precision"``, default parameters) or None (plain SGD).
+            It picks every device variable's tile kind. The transfer algorithms
+            and mixed precision use the gradient and the inner optimizer's
+            learning rate (``-lr G``, as aihwkit's analog SGD), not its proposed
+            step; they need ``update="batch"`` and the reference mapping.
         name: optimizer name.
     """
 
@@ -130,6 +139,7 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         pulse_truncation: bool = False,
         skip_zero_rows: bool = False,
         count_lost: bool = True,
+        algorithm=None,
         name: str = "device_optimizer",
     ):
         super().__init__(learning_rate=0.0, name=name)
@@ -159,6 +169,15 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         self.count_pulses = update == "epoch" if count_pulses is None else bool(count_pulses)
         self.snap_initial, self.pulse_truncation = bool(snap_initial), bool(pulse_truncation)
         self.skip_zero_rows, self.count_lost = bool(skip_zero_rows), bool(count_lost)
+        self.algorithm = algorithms_mod.get(algorithm)
+        if self.algorithm.needs_batch and update != "batch":
+            raise ValueError(f"algorithm {self.algorithm.name} needs update='batch' (the gradient of every step), "
+                             f"got update={update!r}")
+        if self.algorithm.tile != "device":
+            if self.mapping.name != "reference":
+                raise ValueError(f"algorithm {self.algorithm.name} needs the reference mapping, got {self.mapping.name}")
+            if self.stack_axes:
+                raise ValueError(f"algorithm {self.algorithm.name} cannot train stacked copies (stack_axes must be 0)")
 
     def device_for(self, variable) -> Device:
         """The device model of a device-mapped variable."""
@@ -192,12 +211,14 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         super().build(var_list)
         if self.seed is None:  # drawn once, then fixed (and saved by get_config)
             self.seed = int(np.random.randint(2**31))
+        tile_kind = TILES[self.algorithm.tile]
         self._tiles = [
-            DeviceTile(
+            tile_kind(
                 v, self.device_for(v), self.mapping, self.pulses, self.max_pulses, index=i, seed=self.seed,
                 stack_axes=self.stack_axes, count_pulses=self.count_pulses, read_noise_in_steps=self.update == "batch",
                 snap_initial=self.snap_initial, pulse_truncation=self.pulse_truncation,
                 skip_zero_rows=self.skip_zero_rows, count_lost=self.count_lost,
+                algorithm=self.algorithm,
             )
             for i, v in enumerate(v for v in var_list if self._includes(v))
         ]
@@ -249,8 +270,13 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         """One batch update: the inner optimizer's float step, then the devices
         (compiled together, the float step fuses with the device math)."""
         before = [ops.copy(tile.variable.value) for tile in self._tiles]
+        tile_grads, lr = None, None
+        if any(tile.needs_gradient for tile in self._tiles):
+            by_variable = {id(v): g for v, g in zip(trainable_variables, grads)}
+            tile_grads = [by_variable.get(id(tile.variable)) for tile in self._tiles]
+            lr = self.inner_optimizer._get_current_learning_rate()  # the rate of this step (schedules)
         self.inner_optimizer.apply(grads, trainable_variables)
-        self._program_devices(before)
+        self._program_devices(before, tile_grads, lr)
 
     def program(self):
         """Program every device with the float drift since it was last programmed.
@@ -273,15 +299,21 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
             return tf.function(fn, jit_compile=True, autograph=False)
         return fn
 
-    def _program_devices(self, before):
+    def _program_devices(self, before, grads=None, lr=None):
         """Weight change -> pulses -> devices -> weights, for every tile.
 
         ``before``: the weights before this step (batch updates), or None to
-        program the drift from the devices' values (epoch updates).
+        program the drift from the devices' values (epoch updates). ``grads``
+        (one per tile) and ``lr``: the raw gradient and the learning rate, for
+        tile kinds that need them (`DeviceTile.needs_gradient`).
         """
         step = self._program_steps.value
         for i, tile in enumerate(self._tiles):
-            tile.update(before[i] if before is not None else None, step)
+            anchor = before[i] if before is not None else None
+            if grads is None:
+                tile.update(anchor, step)
+            else:
+                tile.update(anchor, step, grad=grads[i], lr=lr)
         self._program_steps.assign_add(1)
 
     def load_own_variables(self, store):
@@ -378,6 +410,7 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
             "pulse_truncation": self.pulse_truncation,
             "skip_zero_rows": self.skip_zero_rows,
             "count_lost": self.count_lost,
+            "algorithm": self.algorithm.get_config(),
         }
 
     @classmethod
@@ -393,6 +426,8 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
             else {k: device_from_config(d) for k, d in device.items()}
         )
         config["mapping"] = mapping_from_config(config["mapping"])
+        if isinstance(config.get("algorithm"), dict):
+            config["algorithm"] = algorithms_mod.algorithm_from_config(config["algorithm"])
         if isinstance(config.get("include"), dict):
             config["include"] = deserialize_keras_object(config["include"], custom_objects=custom_objects)
         return cls(**config)

@@ -347,8 +347,19 @@ def protocol_option(fallback, help: str, **spec):
                                                      FALLBACK_FROM: "protocol"})
 
 
+PER_ALGORITHM = "devsim_per_algorithm"
+"""Metadata key of an algorithm option: its default comes from the chosen algorithm (`devsim.algorithms`)."""
+
+
 def default_text(field) -> str:
     """The default as a reader sees it: ``0.01``, or ``preset's, else 0`` for device overrides ("" for none)."""
+    if PER_ALGORITHM in field.metadata:
+        defaults = field.metadata[PER_ALGORITHM]
+        values = {format_default(v) for v in defaults.values()}
+        if len(values) == 1:
+            value = values.pop()
+            return f"`{value}`" if value else ""
+        return ", ".join(f"{name}: `{format_default(v)}`" for name, v in defaults.items())
     if FALLBACK in field.metadata:
         fallback = format_default(field.metadata[FALLBACK])
         if field.metadata.get(FALLBACK_FROM) == "protocol":

@@ -158,11 +158,12 @@ def build_model(model_name, device, level_device, config, data, states_p):
     """
     keras.utils.set_random_seed(config.seed)
     mapping = config.weight_mapping()
-    periphery = config.periphery(level_device) if device is not None else None  # float: the ideal forward pass
+    reads = config.array_reads(level_device) if device is not None else None  # float: the ideal forward pass
     model = build_mlp(
         data.x_train.shape[1:], config.hidden, config.activation, use_bias=config.bias, crop=config.crop,
-        name=f"mlp_{model_name}", output_activation=config.output_activation, periphery=periphery,
-        binarize=config.binarize,
+        name=f"mlp_{model_name}", output_activation=config.output_activation, reads=reads,
+        binarize=config.binarize, io=config.make_periphery() if device is not None else None, w_max=config.wmax,
+        seed=config.seed,
     )
     for layer, kernel in zip([l for l in model.layers if hasattr(l, "kernel")],
                              _initial_kernels(model_name, device, level_device, config, states_p)):
@@ -177,7 +178,7 @@ def build_model(model_name, device, level_device, config, data, states_p):
         optimizer = DeviceOptimizer(
             inner, device, mapping, pulses=config.pulses, max_pulses=config.max_pulses, update=config.update, seed=config.seed,
             count_pulses=config.count_pulses, snap_initial=config.snap_init, pulse_truncation=config.pulse_truncation,
-            skip_zero_rows=config.skip_zero_rows, count_lost=config.count_lost,
+            skip_zero_rows=config.skip_zero_rows, count_lost=config.count_lost, algorithm=config.make_algorithm(),
         )
         callbacks.append(ProgramDevices())
     loss = losses.get(config.loss)
@@ -355,7 +356,8 @@ def _run(config, device, data, echo, warn):
     for name, dev in models.items():
         what = device.describe() if name == "device" else MODEL_NAMES[name]
         how = f"protocol {config.protocol}" if config.protocol else f"{config.update} updates, {config.pulses} pulses"
-        echo(f"training {name} model ({what}) on {data.name}, {how}")
+        algorithm = f", algorithm {config.algorithm}" if dev is not None and config.algorithm != "sgd" else ""
+        echo(f"training {name} model ({what}) on {data.name}, {how}{algorithm}")
         status, arrays = _train_model(name, dev, dev or linear_twin(device), config, data, states_p, folder.add_row)
         folder.save_states(name, status, arrays)
     return folder.finish()

@@ -114,7 +114,8 @@ class StackedCrossEntropy(keras.losses.Loss):
 
 def stack_key(config) -> tuple | None:
     """Runs with the same key can train as one stacked model; None: never stacked."""
-    if config.baselines or config.mapping != "reference" or config.make_device().kind != "exp":
+    if config.baselines or config.mapping != "reference" or config.make_device().kind != "exp" \
+            or config.algorithm != "sgd" or config.make_periphery() is not None:
         return None
     from devsim.config import IDENTITY
 

@@ -206,10 +206,7 @@ class Sweep:
 
 def run_hash(config) -> str:
     """Stable 12-hex-digit hash of everything that defines a run (not where it is written)."""
-    from devsim.config import IDENTITY
-
-    d = {k: _canonical(v) for k, v in config.to_dict().items()
-         if k not in ("out", "name") and not (k in IDENTITY and v == IDENTITY[k])}
+    d = {k: _canonical(v) for k, v in config.identity().items() if k not in ("out", "name")}
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 

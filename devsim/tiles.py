@@ -22,9 +22,12 @@ only sees tiles.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from devsim import noise
+from devsim import noise, symmetry
+from devsim import algorithms as algorithms_mod
 from devsim.lazy import ops
 from devsim.pulses import PULSE_RULES, RANDOM_RULES
 
@@ -36,6 +39,9 @@ ROW_BUCKETS = (0.125, 0.25, 0.375, 0.5, 0.75)
 
 READ_STREAM = 1 << 20
 """Noise streams of evaluation reads start here, apart from the updates' 3 per tile."""
+
+EXTRA_STREAM = 1 << 21
+"""Noise streams of the algorithms' further draws (transfers, choppers, references): 16 per tile from here."""
 
 
 def layer_name(variable) -> str:
@@ -88,12 +94,16 @@ class DeviceTile:
 
     kind = "device"
 
+    needs_gradient = False
+    """Whether `update` needs the raw gradient and the learning rate (not only the proposed step)."""
+
     def __init__(self, variable, device, mapping, pulses, max_pulses, index, seed, stack_axes=0, count_pulses=False,
                  read_noise_in_steps=True, snap_initial=True, pulse_truncation=False, skip_zero_rows=False,
-                 count_lost=True):
+                 count_lost=True, algorithm=None):
         self.variable, self.device, self.mapping = variable, device, mapping
         self.skip_zero_rows, self.count_lost = bool(skip_zero_rows), bool(count_lost)
         self.snap_initial, self.pulse_truncation = bool(snap_initial), bool(pulse_truncation)
+        self.algorithm = algorithms_mod.get(algorithm)
         self.rule, self.pulses, self.max_pulses = PULSE_RULES[pulses], pulses, max_pulses
         self.index, self.seed, self.stack_axes = index, int(seed), int(stack_axes)
         self.count_pulses, self.read_noise_in_steps = bool(count_pulses), bool(read_noise_in_steps)
@@ -109,7 +119,8 @@ class DeviceTile:
         shape = self.mapping.state_shape(self.variable.shape)
         # D2D draws, fixed for life; stacked copies draw what each draws alone (one copy's shape, shared)
         self.population = self.device.sample(shape, seed=[self.seed, self.index], copies=self.stack_axes)
-        g0 = self.mapping.conductances(ops.cast(self.variable.value, "float32"))
+        self._build_reference(optimizer)
+        g0 = self._conductances(ops.cast(self.variable.value, "float32"))
         if self.snap_initial:
             _, g0 = self.population.nearest_state(g0)
         g0 = self.population.stuck_values(g0)
@@ -117,15 +128,30 @@ class DeviceTile:
             shape=shape, initializer=lambda shape, dtype: ops.cast(g0, dtype), dtype="float32",
             name=f"{self.layer}_conductance",
         )
-        self.variable.assign(ops.cast(self.mapping.weights(self.population.read(g0)), self.variable.dtype))
+        self._build_state(optimizer)
+        self.variable.assign(ops.cast(self._weights(self.population.read(g0)), self.variable.dtype))
         copies = tuple(self.variable.shape[: self.stack_axes])
         self.applied = optimizer.add_variable(copies, "zeros", "int64", name=f"{self.layer}_pulses")
         self.lost = optimizer.add_variable(copies, "zeros", "int64", name=f"{self.layer}_lost")
         self.ltp = optimizer.add_variable(copies, "zeros", "int64", name=f"{self.layer}_pulses_ltp")
         self.ltd = optimizer.add_variable(copies, "zeros", "int64", name=f"{self.layer}_pulses_ltd")
 
+    def _build_reference(self, optimizer):
+        """Kinds with their own reference conductance create it here (before the initial states)."""
+
+    def _build_state(self, optimizer):
+        """Kinds with further arrays create them here (after the conductances)."""
+
+    def _weights(self, g):
+        """Weights of (read) conductances: the mapping's (``w_max (2g - 1)`` for the reference mapping)."""
+        return self.mapping.weights(g)
+
+    def _conductances(self, w):
+        """The (unquantized) conductances that represent weights ``w``."""
+        return self.mapping.conductances(w)
+
     def state(self) -> dict:
-        """The tile's device state as numpy arrays: ``{"g": conductances}``."""
+        """The tile's device state as numpy arrays: ``{"g": conductances}`` (kinds add their arrays)."""
         return {"g": self.conductance.numpy()}
 
     # ------------------------------------------------------------------ updates
@@ -157,22 +183,30 @@ class DeviceTile:
     def _compacts(self, anchor):
         import keras
 
-        return (self.skip_zero_rows and anchor is not None and keras.backend.backend() == "tensorflow"
+        return (self.skip_zero_rows and self.kind == "device" and anchor is not None and keras.backend.backend() == "tensorflow"
                 and len(self.variable.shape) == 2 and self.stack_axes == 0 and self.mapping.name == "reference"
                 and getattr(self.device, "kind", None) == "exp" and not self.device.needs_sampling
                 and np.ndim(self.device.a_p) == 0 and np.ndim(self.device.a_d) == 0
                 and self.population.read_noise == 0 and self.pulses not in RANDOM_RULES
                 and self.variable.shape[0] > ROW_BUCKETS[0] * 2)
 
-    def update(self, anchor, step):
+    def update(self, anchor, step, grad=None, lr=None):
         """Program the change of the variable from ``anchor`` (its weights before the
-        float step) into the devices, and set the variable to what they hold."""
+        float step) into the devices, and set the variable to what they hold.
+
+        Args:
+            anchor: the weights before the inner optimizer's step (batch updates), or
+                None (epoch updates: the drift from the devices' noise-free value).
+            step: the optimizer's update counter (int tensor; keys the random draws).
+            grad, lr: the loss gradient of the variable and the current learning rate
+                (given to every tile; kinds with ``needs_gradient`` use them).
+        """
         if self._compacts(anchor):
             return self._update_rows(anchor, step)
         u, xi_c2c, xi_read = self._noise(step)
         g_old = self.conductance.value
         if anchor is None:  # epoch updates: the drift from the devices' (noise-free) value
-            anchor = ops.cast(self.mapping.weights(self.population.read(g_old)), self.variable.dtype)
+            anchor = ops.cast(self._weights(self.population.read(g_old)), self.variable.dtype)
         dw = ops.cast(self.variable.value - anchor, "float32")
         population = self.population
         max_pulses = population.num_pulses if self.max_pulses is None else self.max_pulses
@@ -185,7 +219,7 @@ class DeviceTile:
             self.ltp.assign_add(self._count(ops.relu(n)))
             self.ltd.assign_add(self._count(ops.relu(-n)))
         self.conductance.assign(g_new)
-        self.variable.assign(ops.cast(self.mapping.weights(population.read(g_new, xi=xi_read)), self.variable.dtype))
+        self.variable.assign(ops.cast(self._weights(population.read(g_new, xi=xi_read)), self.variable.dtype))
 
     def _pulses(self, dw, population, u):
         """Signed pulses per weight for the weight change ``dw``, by the tile's rule."""
@@ -276,7 +310,7 @@ class DeviceTile:
         if reads is not None and self.population.read_noise > 0:
             xi = noise.normal(tuple(self.conductance.shape), noise.key(self.seed, reads, READ_STREAM + self.index),
                               self.stack_axes)
-        self.variable.assign(ops.cast(self.mapping.weights(self.population.read(self.conductance.value, xi=xi)),
+        self.variable.assign(ops.cast(self._weights(self.population.read(self.conductance.value, xi=xi)),
                                       self.variable.dtype))
 
     def pulse_counts(self, reset=False) -> dict:
@@ -301,6 +335,399 @@ class DeviceTile:
         return self.population.read_noise > 0
 
 
-TILES = {"device": DeviceTile}
-"""Tile kinds by name."""
 
+
+
+def _reference_mapping_only(tile):
+    from devsim.mapping import ReferenceMapping
+
+    if not isinstance(tile.mapping, ReferenceMapping):
+        raise ValueError(f"algorithm {tile.algorithm.name} needs the reference mapping (one device per weight), "
+                         f"got {tile.mapping.name}")
+    if tile.stack_axes:
+        raise ValueError(f"algorithm {tile.algorithm.name} does not train stacked copies (stack_axes must be 0)")
+
+
+def _reference_array(population, shape, mode, extra=None):
+    """A reference conductance per device (float32 numpy of ``shape``): mid-range or each device's symmetry point."""
+    ref = np.broadcast_to(symmetry.reference_conductance(population, shape, mode), shape).astype(np.float64)
+    if extra is not None:
+        ref = np.clip(ref + extra, 0.0, 1.0)
+    return np.ascontiguousarray(ref, dtype=np.float32)
+
+
+class ZeroShiftTile(DeviceTile):
+    """Plain SGD with every weight read against its device's symmetry point (zero shifting).
+
+    ``w = 2 w_max (read(g) - g_ref)``, ``g_ref = g*`` per device
+    (`devsim.symmetry`; plus ``reference_std xi`` drawn once). The update is
+    `DeviceTile`'s. Extra state: ``g_ref`` (1 float per weight, constant).
+    """
+
+    kind = "zero-shift"
+
+    def _build_reference(self, optimizer):
+        _reference_mapping_only(self)
+        shape = tuple(self.variable.shape)
+        extra = None
+        if self.algorithm.reference_std > 0:
+            xi = noise.normal(shape, noise.key(self.seed, 0, EXTRA_STREAM + 16 * self.index))
+            extra = self.algorithm.reference_std * np.asarray(ops.convert_to_numpy(xi), np.float64)
+        ref = _reference_array(self.population, shape, "symmetry", extra)
+        self.reference = optimizer.add_variable(
+            shape=shape, initializer=lambda shape, dtype: ops.cast(ref, dtype), dtype="float32",
+            name=f"{self.layer}_reference")
+
+    def _weights(self, g):
+        return 2.0 * self.mapping.w_max * (g - self.reference.value)
+
+    def _conductances(self, w):
+        return ops.clip(self.reference.value + w / (2.0 * self.mapping.w_max), 0.0, 1.0)
+
+    def state(self) -> dict:
+        return {"g": self.conductance.numpy(), "g_ref": self.reference.numpy()}
+
+
+class TransferTile(DeviceTile):
+    """Tiki-Taka v2, chopped TTv2 and AGAD: arrays A and C, buffer H (`devsim.algorithms`).
+
+    The kernel is seen as a matrix ``(n_in, n_out)`` (Conv kernels: every axis
+    but the last are the rows). Per step (docs/algorithms.md sections 3-5),
+    all in keras ops inside the compiled step: A's pulse-rule update of every
+    weight, then (every ``transfer_every`` steps) a gather of
+    ``n_reads_per_transfer`` rows of A, their read, the H update, the threshold,
+    exact pulses on those rows of C, the choppers, and a scatter back. The
+    network's weight is C's (``+ gamma A``).
+
+    Optimizer variables (saved with the model): ``<layer>_conductance`` (C),
+    ``_conductance_a`` (A), ``_buffer`` (H), ``_reference_a``, ``_reference_c``
+    (per weight); c-TTv2/AGAD ``_chop_in`` (n_in), ``_chop_out`` (n_out); AGAD
+    ``_mean``, ``_past_mean`` (per weight), ``_switched`` (n_in); scalars
+    ``_row`` (next row), ``_sweeps`` (full sweeps of A read), ``_grad_scale``.
+
+    Random draws: A's rounding and C2C and the forward read noise use
+    `DeviceTile`'s streams; the transfer's draws (read noise of A's rows, C's
+    C2C, chopper uniforms) come from ``EXTRA_STREAM + 16 index + k``, shaped by
+    the rows read (`transfer_draws` lays them out as the numpy reference wants).
+    """
+
+    kind = "transfer"
+    needs_gradient = True
+
+    # ------------------------------------------------------------------ build
+
+    def build(self, optimizer):
+        _reference_mapping_only(self)
+        alg = self.algorithm
+        shape = tuple(self.variable.shape)
+        self.n_out = int(shape[-1])
+        self.n_in = int(np.prod(shape[:-1]))
+        self.matrix = (self.n_in, self.n_out)
+        self.n_reads = min(int(alg.n_reads_per_transfer), self.n_in)
+        self.chopped = isinstance(alg, algorithms_mod.ChoppedTTv2)
+        self.agad = isinstance(alg, algorithms_mod.AGAD)
+        self.population = self.device.sample(shape, seed=[self.seed, self.index])  # C: the devices SGD would have
+        self.population_a = self.device.sample(shape, seed=[self.seed, self.index, 1])
+        ref_a = _reference_array(self.population_a, shape, alg.reference_a).reshape(self.matrix)
+        ref_c = _reference_array(self.population, shape, alg.reference_c)
+        self.rows_path = self._homogeneous(self.population)
+
+        def var(name, value, dtype="float32", var_shape=None):
+            value = np.asarray(value)
+            return optimizer.add_variable(
+                shape=var_shape if var_shape is not None else value.shape,
+                initializer=lambda shape, dtype: ops.cast(value, dtype), dtype=dtype, name=f"{self.layer}_{name}")
+
+        self.reference_c = var("reference_c", ref_c)
+        self.reference_a = var("reference_a", ref_a)
+        w0 = ops.cast(self.variable.value, "float32")
+        _, g0 = self.population.nearest_state(ops.clip(ref_c + w0 / (2.0 * self.mapping.w_max), 0.0, 1.0))
+        g0 = self.population.stuck_values(g0)
+        self.conductance = var("conductance", ops.convert_to_numpy(g0))
+        g_a0 = ops.convert_to_numpy(self.population_a.stuck_values(ref_a.reshape(shape))).reshape(self.matrix)
+        self.conductance_a = var("conductance_a", g_a0)  # A starts at its reference: weight 0
+        self.buffer = var("buffer", np.zeros(self.matrix, np.float32))
+        if self.chopped:
+            self.chop_in = var("chop_in", np.ones(self.n_in, np.float32))
+            self.chop_out = var("chop_out", np.ones(self.n_out, np.float32))
+        if self.agad:
+            self.mean = var("mean", np.zeros(self.matrix, np.float32))
+            self.past_mean = var("past_mean", np.zeros(self.matrix, np.float32))
+            self.switched = var("switched", np.zeros(self.n_in, np.float32))
+        self.row = var("row", np.int32(0), "int32")
+        self.sweeps = var("sweeps", np.int32(0), "int32")
+        self.grad_scale = var("grad_scale", np.float32(0.0))
+        self.variable.assign(ops.cast(self._forward(g0, self.conductance_a.value), self.variable.dtype))
+        self.applied = optimizer.add_variable((), "zeros", "int64", name=f"{self.layer}_pulses")
+        self.lost = optimizer.add_variable((), "zeros", "int64", name=f"{self.layer}_lost")
+
+    @staticmethod
+    def _homogeneous(population):
+        """Whether all devices share one model (rows of C can be pulsed without per-device constants);
+        else C's pulses are scattered into a full-shape update (n = 0 leaves a device exactly as it is)."""
+        model = population.model
+        same = np.ndim(getattr(model, "a_p", 0.0)) == 0 and np.ndim(getattr(model, "a_d", 0.0)) == 0
+        return same and population.stuck is None and getattr(model, "kind", None) == "exp"
+
+    # ------------------------------------------------------------------ reads
+
+    def _forward(self, g_c, g_a=None, xi=None, xi_a=None):
+        """The network's weights: ``2 w_max (read(g_C) - g_ref_C) (+ gamma 2 w_max (read(g_A) - g_ref_A))``."""
+        w_max = self.mapping.w_max
+        w = 2.0 * w_max * (self.population.read(g_c, xi=xi) - self.reference_c.value)
+        if self.algorithm.gamma > 0 and g_a is not None:
+            shape = tuple(self.variable.shape)
+            a = self.population_a.read(ops.reshape(g_a, shape), xi=xi_a)
+            w = w + self.algorithm.gamma * 2.0 * w_max * (a - ops.reshape(self.reference_a.value, shape))
+        return w
+
+    def read(self, reads=None):
+        xi = None
+        if reads is not None and self.population.read_noise > 0:
+            xi = noise.normal(tuple(self.variable.shape), noise.key(self.seed, reads, READ_STREAM + self.index))
+        self.variable.assign(ops.cast(self._forward(self.conductance.value, self.conductance_a.value, xi=xi),
+                                      self.variable.dtype))
+
+    def state(self) -> dict:
+        out = {"g": self.conductance.numpy(), "g_a": self.conductance_a.numpy(), "h": self.buffer.numpy(),
+               "g_ref_a": self.reference_a.numpy(), "g_ref_c": self.reference_c.numpy(),
+               "row": int(self.row.numpy()), "sweeps": int(self.sweeps.numpy())}
+        if self.chopped:
+            out.update(c_in=self.chop_in.numpy(), c_out=self.chop_out.numpy())
+        if self.agad:
+            out.update(mean=self.mean.numpy(), past_mean=self.past_mean.numpy(), switched=self.switched.numpy() > 0.5)
+        return out
+
+    # ------------------------------------------------------------------ draws
+
+    def _stream(self, k):
+        return EXTRA_STREAM + 16 * self.index + k
+
+    def _transfer_noise(self, step):
+        """(read noise of A's rows (device, additive), C's C2C, input-chopper and output-chopper uniforms)."""
+        alg = self.algorithm
+        rows = (self.n_reads, self.n_out)
+        xi_dev = noise.normal(rows, noise.key(self.seed, step, self._stream(0))) if self.population_a.read_noise > 0 else None
+        xi_add = noise.normal(rows, noise.key(self.seed, step, self._stream(1))) if alg.read_noise_a > 0 else None
+        xi_c = noise.normal(rows, noise.key(self.seed, step, self._stream(2))) if self.population.c2c > 0 else None
+        u_in = u_out = None
+        if self.chopped and alg.in_chop_prob > 0 and alg.in_chop_random:
+            u_in = noise.uniform((self.n_reads,), noise.key(self.seed, step, self._stream(3)))
+        if self.chopped and not self.agad and alg.out_chop_prob > 0:
+            u_out = noise.uniform((self.n_out,), noise.key(self.seed, step, self._stream(4)))
+        return xi_dev, xi_add, xi_c, u_in, u_out
+
+    def transfer_draws(self, step) -> dict:
+        """The draws of update number ``step`` laid out as tests/algorithms_reference.py's
+        ``transfer_step`` takes them (full-shape arrays indexed by row; numpy)."""
+        u, xi_a, _ = self._noise(step)
+        _, xi_add, xi_c, u_in, u_out = self._transfer_noise(step)
+        out = {}
+        if u is not None:
+            out["u_a"] = ops.convert_to_numpy(u).reshape(self.matrix)
+        if xi_a is not None:
+            out["xi_a"] = ops.convert_to_numpy(xi_a).reshape(self.matrix)
+        rows = (int(self.row.numpy()) + np.arange(self.n_reads)) % self.n_in
+        for key, value, size in (("xi_read", xi_add, self.matrix), ("xi_c", xi_c, self.matrix), ("u_in", u_in, (self.n_in,))):
+            if value is not None:
+                full = np.zeros(size, np.float32)
+                full[rows] = ops.convert_to_numpy(value)
+                out[key] = full
+        if u_out is not None:
+            out["u_out"] = ops.convert_to_numpy(u_out)
+        return out
+
+    # ------------------------------------------------------------------ the step
+
+    def update(self, anchor, step, grad=None, lr=None):
+        if grad is None or lr is None:
+            raise ValueError(f"algorithm {self.algorithm.name} needs update='batch' (the gradient of every step)")
+        alg = self.algorithm
+        n_in, n_out, n_reads = self.n_in, self.n_out, self.n_reads
+        shape = tuple(self.variable.shape)
+        w_max = self.mapping.w_max
+        dw_min = 2.0 * w_max / self.population.num_pulses
+        lr = ops.cast(lr, "float32")
+        grad = ops.reshape(ops.cast(grad, "float32"), self.matrix)
+        u, xi_a, xi_read = self._noise(step)
+        xi_dev, xi_add, xi_c, u_in, u_out = self._transfer_noise(step)
+
+        # 1. the gradient onto A (pulse rule, every weight)
+        lr_a = alg.fast_lr * lr if alg.scale_fast_lr else ops.convert_to_tensor(np.float32(alg.fast_lr))
+        if alg.auto_scale:
+            g_max = ops.max(ops.abs(grad))
+            m = self.grad_scale.value
+            m_new = ops.where(m <= 0, g_max, ops.where(g_max > 0, alg.auto_momentum * m + (1.0 - alg.auto_momentum) * g_max, m))
+            self.grad_scale.assign(m_new)
+            lr_a = ops.where(m_new > 0, alg.fast_lr * alg.auto_pulses * dw_min / ops.where(m_new > 0, m_new, 1.0), lr_a)
+        dw_a = -lr_a * grad
+        if self.chopped:
+            dw_a = dw_a * (self.chop_in.value[:, None] * self.chop_out.value[None, :])
+        max_a = self.population_a.num_pulses if self.max_pulses is None else self.max_pulses
+        n_a = self.rule(dw_a, dw_min, max_a, u=None if u is None else ops.reshape(u, self.matrix))
+        g_a_old = ops.reshape(self.conductance_a.value, shape)
+        g_a, lost_a = self.population_a.apply_pulses(
+            g_a_old, ops.reshape(n_a, shape), xi=None if xi_a is None else ops.reshape(xi_a, shape))
+        g_a = ops.reshape(g_a, self.matrix)
+
+        # 2. the transfer: rows ptr .. ptr + n_reads - 1 of A, read into H, thresholded onto C
+        do = ops.equal(ops.mod(ops.cast(step, "int64") + 1, alg.transfer_every), 0)
+        ptr, sweeps = self.row.value, self.sweeps.value
+        index = ptr + ops.arange(n_reads, dtype="int32")
+        wrapped = index >= n_in  # positions after the sweep's end (at most one wrap: n_reads <= n_in)
+        rows = ops.where(wrapped, index - n_in, index)
+        sweep_of_row = sweeps + ops.cast(wrapped, "int32")
+        completed = ptr + n_reads >= n_in  # the last row was read in this transfer
+        g_rows = ops.take(g_a, rows, axis=0)
+        ref_rows = ops.take(self.reference_a.value, rows, axis=0)
+        range_rows = None
+        if self.population_a.range_scale is not None:
+            range_rows = ops.take(ops.reshape(ops.convert_to_tensor(self.population_a.range_scale), self.matrix), rows, axis=0)
+        v = 2.0 * w_max * (self.population_a.model.read(g_rows, xi=xi_dev, range_scale=range_rows) - ref_rows)
+        if xi_add is not None:
+            v = v + alg.read_noise_a * xi_add
+        lr_t = abs(alg.transfer_lr) * lr if alg.scale_transfer_lr else np.float32(abs(alg.transfer_lr))
+        bg = alg.buffer_granularity * dw_min
+        if alg.auto_granularity > 0:
+            bg *= alg.auto_granularity / (alg.transfer_every * n_in / n_reads)
+        lr_h = lr_t / bg
+        h_rows = ops.take(self.buffer.value, rows, axis=0)
+        sign = 1.0
+        if self.chopped:
+            c_out = self.chop_out.value
+            c_out_next = c_out
+            if u_out is not None:
+                c_out_next = ops.where(u_out < alg.out_chop_prob, -c_out, c_out)
+            c_in_rows = ops.take(self.chop_in.value, rows, axis=0)
+            sign = c_in_rows[:, None] * ops.where(wrapped[:, None], c_out_next[None, :], c_out[None, :])
+        if self.agad:
+            was = ops.take(self.switched.value, rows, axis=0) > 0.5
+            mean_rows = ops.take(self.mean.value, rows, axis=0)
+            past_rows = ops.where(was[:, None], mean_rows, ops.take(self.past_mean.value, rows, axis=0))
+            h = h_rows + sign * (v - past_rows) * lr_h
+        else:
+            h = h_rows + sign * v * lr_h
+        threshold = alg.threshold
+        fire = ops.abs(h) >= threshold
+        if math.isinf(threshold):
+            n_c = ops.zeros_like(h)
+        else:
+            n_c = ops.where(fire, ops.clip(ops.trunc(h / threshold), -alg.max_steps, alg.max_steps), 0.0)
+            if alg.forget_buffer:
+                h = ops.where(fire, alg.momentum * h, h)
+            else:
+                h = ops.where(fire, h - (1.0 - alg.momentum) * n_c * threshold, h)
+                if alg.buffer_cap > 0:
+                    cap = alg.buffer_cap * alg.max_steps * threshold
+                    h = ops.clip(h, -cap, cap)
+        if self.agad:
+            mean_new = mean_rows * (1.0 - alg.beta()) + v * alg.beta()
+            n_c = ops.where((sweep_of_row <= alg.samples())[:, None], 0.0, n_c)  # warm-up: no reference yet
+        n_c = ops.where(do, n_c, 0.0)
+
+        def scatter(variable, values):
+            variable.assign(ops.scatter_update(variable.value, rows[:, None], values))
+
+        # C: exactly n_C pulses on the rows read
+        g_c_old = self.conductance.value
+        if self.rows_path:
+            g_c_mat = ops.reshape(g_c_old, self.matrix)
+            g_c_rows, lost_c = self.population.model.apply_pulses(ops.take(g_c_mat, rows, axis=0), n_c, xi=xi_c)
+            g_c = ops.reshape(ops.scatter_update(g_c_mat, rows[:, None], g_c_rows), shape)
+        else:
+            zeros = ops.zeros(self.matrix, "float32")
+            n_full = ops.reshape(ops.scatter_update(zeros, rows[:, None], n_c), shape)
+            xi_full = None if xi_c is None else ops.reshape(ops.scatter_update(zeros, rows[:, None], xi_c), shape)
+            g_c, lost_c = self.population.apply_pulses(g_c_old, n_full, xi=xi_full)
+
+        # the state: H and AGAD's means on the rows read, the choppers, the row pointer
+        scatter(self.buffer, ops.where(do, h, h_rows))
+        if self.agad:
+            scatter(self.mean, ops.where(do, mean_new, mean_rows))
+            scatter(self.past_mean, ops.where(do, past_rows, ops.take(self.past_mean.value, rows, axis=0)))
+        if self.chopped and alg.in_chop_prob > 0:
+            regular = ops.equal(ops.mod(sweep_of_row, alg.samples()) + 1, alg.samples())
+            if self.agad:
+                flip = regular if u_in is None else (regular | (u_in < alg.in_chop_prob))
+            else:
+                flip = (u_in < alg.in_chop_prob) if alg.in_chop_random else regular
+            flip = flip & do
+            scatter(self.chop_in, ops.where(flip, -c_in_rows, c_in_rows))
+            if self.agad:
+                scatter(self.switched, ops.where(do, ops.cast(flip, "float32"), ops.take(self.switched.value, rows, axis=0)))
+        if self.chopped and u_out is not None:
+            self.chop_out.assign(ops.where(do & completed, c_out_next, c_out))
+        self.row.assign(ops.where(do, ops.mod(ptr + n_reads, n_in), ptr))
+        self.sweeps.assign(ops.where(do & completed, sweeps + 1, sweeps))
+        self.conductance_a.assign(g_a)
+        self.conductance.assign(g_c)
+        if self.count_pulses:
+            pulses = ops.sum(ops.abs(n_a)) + ops.sum(ops.abs(n_c))
+            lost = ops.sum(lost_a) + ops.sum(lost_c)
+            self.applied.assign_add(ops.cast(pulses - lost, "int64"))
+            self.lost.assign_add(ops.cast(lost, "int64"))
+        self.variable.assign(ops.cast(self._forward(g_c, g_a, xi=xi_read), self.variable.dtype))
+
+    def program_drift(self, step):
+        raise ValueError(f"algorithm {self.algorithm.name} needs update='batch' (the gradient of every step)")
+
+
+class MixedPrecisionTile(DeviceTile):
+    """Mixed precision (`devsim.algorithms.MixedPrecision`): a float accumulator ``chi`` per weight.
+
+    Per step ``chi -= lr G``; every ``transfer_every`` steps the next
+    ``n_rows_per_transfer`` kernel columns (all by default) get
+    ``n = trunc(chi / eps)`` whole pulses (times ``transfer_lr``), and ``chi -= n eps``.
+    Extra state: ``<layer>_accumulator`` (chi, 1 float per weight) and ``_column`` (next column).
+    """
+
+    kind = "mixed-precision"
+    needs_gradient = True
+
+    def _build_state(self, optimizer):
+        _reference_mapping_only(self)
+        shape = tuple(self.variable.shape)
+        self.accumulator = optimizer.add_variable(shape=shape, initializer="zeros", dtype="float32",
+                                                  name=f"{self.layer}_accumulator")
+        self.column = optimizer.add_variable((), "zeros", "int32", name=f"{self.layer}_column")
+
+    def state(self) -> dict:
+        return {"g": self.conductance.numpy(), "chi": self.accumulator.numpy(), "column": int(self.column.numpy())}
+
+    def update(self, anchor, step, grad=None, lr=None):
+        if grad is None or lr is None:
+            raise ValueError("algorithm mixed-precision needs update='batch' (the gradient of every step)")
+        alg = self.algorithm
+        population = self.population
+        _, xi_c2c, xi_read = self._noise(step)
+        dw_min = self.mapping.dw_min(population)
+        eps = dw_min if alg.granularity is None else alg.granularity
+        chi = self.accumulator.value - ops.cast(lr, "float32") * ops.cast(grad, "float32")
+        do = ops.equal(ops.mod(ops.cast(step, "int64") + 1, alg.transfer_every), 0)
+        n = ops.trunc(chi / eps)
+        n_out = int(self.variable.shape[-1])
+        take = do
+        if 0 < alg.n_rows_per_transfer < n_out:
+            k = alg.n_rows_per_transfer
+            ptr = self.column.value
+            offset = ops.mod(ops.arange(n_out, dtype="int32") - ptr, n_out)
+            take = do & (offset < k)
+            self.column.assign(ops.where(do, ops.mod(ptr + k, n_out), ptr))
+        n = ops.where(take, n, 0.0)
+        chi = chi - n * eps
+        max_pulses = population.num_pulses if self.max_pulses is None else self.max_pulses
+        pulses = ops.clip(ops.round(alg.transfer_lr * n * eps / dw_min), -max_pulses, max_pulses)
+        g_new, n_lost = population.apply_pulses(self.conductance.value, pulses, xi=xi_c2c)
+        if self.count_pulses:
+            self.applied.assign_add(self._count(ops.abs(pulses) - n_lost))
+            self.lost.assign_add(self._count(n_lost))
+        self.accumulator.assign(chi)
+        self.conductance.assign(g_new)
+        self.variable.assign(ops.cast(self._weights(population.read(g_new, xi=xi_read)), self.variable.dtype))
+
+    def program_drift(self, step):
+        raise ValueError("algorithm mixed-precision needs update='batch' (the gradient of every step)")
+
+
+TILES = {"device": DeviceTile, "zero-shift": ZeroShiftTile, "transfer": TransferTile, "mixed-precision": MixedPrecisionTile}
+"""Tile kinds by name (`devsim.algorithms.Algorithm.tile` names the kind of each algorithm)."""

@@ -25,7 +25,7 @@ from devsim.initializers import glibc_rand, neurosim_weights
 from devsim.models import build_mlp
 from devsim.neurosim_optimizers import NeuroSimOptimizer
 from devsim.online import CompiledLoop, epoch_indices
-from devsim.periphery import AnalogDense, Periphery
+from devsim.periphery import AnalogDense, ArrayReads
 from devsim.pulses import neurosim_pulses
 from devsim.run import build_model, initial_pulse_states
 from devsim.sweep import run_hash
@@ -140,7 +140,7 @@ def test_hardware_forward_pass_matches_reference():
     rng = np.random.default_rng(0)
     net.g1, net.g2 = rng.uniform(0, 1, net.g1.shape), rng.uniform(0, 1, net.g2.shape)
     net.i1, net.i2 = ref.cell_current(net.g1, ref_device, net.rho1), ref.cell_current(net.g2, ref_device, net.rho2)
-    model = build_mlp((4, 4), (N_HIDDEN,), "sigmoid", output_activation="sigmoid", periphery=config.periphery(device),
+    model = build_mlp((4, 4), (N_HIDDEN,), "sigmoid", output_activation="sigmoid", reads=config.array_reads(device),
                       binarize=0.5)
     layers = [l for l in model.layers if hasattr(l, "kernel")]
     layers[0].kernel.assign((2 * net.g1.T - 1).astype(np.float32))
@@ -157,8 +157,8 @@ def test_analog_dense_gradients_are_neurosims():
     """dL/dW = x^T s with the continuous input; dL/dx through the read-back weights."""
     import tensorflow as tf
 
-    periphery = Periphery(hidden_threshold=0.5, adc_bits=8, r_access=15e3, r_on=81e3, on_off=50.2)
-    layer = AnalogDense(4, periphery=periphery, use_bias=False, name="analog_grad")  # named: auto names are global
+    periphery = ArrayReads(hidden_threshold=0.5, adc_bits=8, r_access=15e3, r_on=81e3, on_off=50.2)
+    layer = AnalogDense(4, reads=periphery, use_bias=False, name="analog_grad")  # named: auto names are global
     x = tf.constant(np.random.default_rng(1).uniform(0, 1, (1, 6)).astype(np.float32))
     layer.build((1, 6))
     with tf.GradientTape(persistent=True) as tape:
@@ -268,16 +268,16 @@ def test_default_config_has_every_new_option_off():
 
 
 def test_periphery_off_is_plain_dense():
-    model = build_mlp((28, 28), (16,), "relu", periphery=Periphery())
+    model = build_mlp((28, 28), (16,), "relu", reads=ArrayReads())
     assert all(type(l) is keras.layers.Dense for l in model.layers if hasattr(l, "kernel"))
     x = np.random.default_rng(0).uniform(-1, 1, (5, 7)).astype(np.float32)
-    analog, dense = AnalogDense(3, periphery=Periphery(), name="analog_off"), keras.layers.Dense(3, name="plain")
+    analog, dense = AnalogDense(3, reads=ArrayReads(), name="analog_off"), keras.layers.Dense(3, name="plain")
     analog.build((5, 7))
     dense.build((5, 7))
     dense.kernel.assign(analog.kernel)
     np.testing.assert_array_equal(np.asarray(analog(x)), np.asarray(dense(x)))
     # without ADC and series resistance, the reference read is the weighted sum
-    read = AnalogDense(3, periphery=Periphery(adc_bits=None, hidden_threshold=0.0), use_bias=False, name="analog_read")
+    read = AnalogDense(3, reads=ArrayReads(adc_bits=None, hidden_threshold=0.0), use_bias=False, name="analog_read")
     read.build((5, 7))
     bits = (x >= 0).astype(np.float32)
     np.testing.assert_allclose(np.asarray(read(x)), bits @ read.kernel.numpy(), atol=1e-6)

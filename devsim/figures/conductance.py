@@ -15,7 +15,7 @@ from devsim.figures.style import legend_above, paper_style, save_figure
 __all__ = ["plot_conductance", "plot_device_response"]
 
 
-def _conductance_figure(responses, title=None) -> Figure:
+def _conductance_figure(responses, title=None, symmetry_point=None) -> Figure:
     """Build the conductance-response figure (call inside `paper_style()`). See plot_conductance."""
     if not responses:
         raise ValueError("plot_conductance: no responses")
@@ -35,6 +35,11 @@ def _conductance_figure(responses, title=None) -> Figure:
     turn = float(np.asarray(first["pulse"], float)[int(np.argmax(first["g"]))])
     ax.axvline(turn, color="0.5", lw=0.6, ls=":", zorder=0)
     ax.axvspan(turn, xmax, color="0.94", lw=0, zorder=-1)  # shade the LTD half
+    if symmetry_point is not None and np.isfinite(symmetry_point) and 0.0 <= symmetry_point <= 1.0:
+        ax.axhline(symmetry_point, color="0.35", lw=0.8, ls=(0, (1, 1.5)), zorder=0)
+        ax.annotate(f"$g^*$ = {symmetry_point:.2f}", xy=(1.0, symmetry_point), xycoords=("axes fraction", "data"),
+                    xytext=(3, 0), textcoords="offset points", ha="left", va="center", fontsize=7, color="0.3",
+                    annotation_clip=False)
     ax.set_xlim(0, xmax)
     ax.set_ylim(-0.03, 1.16)  # headroom above g = 1 for the LTP/LTD tags
     ax.yaxis.set_major_locator(MultipleLocator(0.2))
@@ -51,7 +56,7 @@ def _conductance_figure(responses, title=None) -> Figure:
     return fig
 
 
-def plot_conductance(responses, stem, title=None) -> list[Path]:
+def plot_conductance(responses, stem, title=None, symmetry_point=None) -> list[Path]:
     """Plot conductance against pulse number over a full LTP/LTD cycle.
 
     Args:
@@ -62,12 +67,14 @@ def plot_conductance(responses, stem, title=None) -> list[Path]:
             only for responses with <= 64 pulses per branch.
         stem: Output path without suffix; writes stem.png and stem.pdf.
         title: Optional axes title.
+        symmetry_point: Optional conductance drawn as a dashed horizontal line (the first
+            device's symmetry point, where one LTP and one LTD pulse are equal).
 
     Returns:
         The paths written, ``[stem.png, stem.pdf]``.
     """
     with paper_style():
-        return save_figure(_conductance_figure(responses, title), stem)
+        return save_figure(_conductance_figure(responses, title, symmetry_point), stem)
 
 
 def _device_curves(device):
@@ -93,4 +100,15 @@ def plot_device_response(device, stem) -> list[Path]:
     Returns:
         ``[stem.png, stem.pdf]``.
     """
-    return plot_conductance(_device_curves(device), stem)
+    return plot_conductance(_device_curves(device), stem, symmetry_point=_symmetry_point(device))
+
+
+def _symmetry_point(device):
+    """The device's symmetry point when it has one on the device (`devsim.symmetry`), else None."""
+    from devsim import symmetry
+
+    try:
+        g = symmetry.symmetry_point(device)
+    except Exception:  # a device kind whose response cannot be probed: no line rather than no figure
+        return None
+    return float(g) if np.ndim(g) == 0 and np.isfinite(g) and 0.0 <= g <= 1.0 else None
