@@ -426,6 +426,7 @@ def _connect(workers, scheduler):
                           "pip install 'devsim[cluster]' (or run with --workers 1)") from None
     with contextlib.ExitStack() as stack:
         if scheduler is not None:
+            _reachable(scheduler)
             try:
                 client = stack.enter_context(Client(scheduler, timeout="10s"))
             except (OSError, TimeoutError, ValueError) as exc:
@@ -440,6 +441,21 @@ def _connect(workers, scheduler):
                 )
             client = stack.enter_context(Client(cluster))
         yield client
+
+
+def _reachable(scheduler):
+    """Fail at once (not after the client's timeout) when nothing listens at a tcp:// address."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(scheduler)
+    if parts.scheme != "tcp" or not parts.hostname:
+        return
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 8786), timeout=5):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"--scheduler: cannot connect to {scheduler} ({exc.strerror or exc})") from None
 
 
 def _results(groups, client):

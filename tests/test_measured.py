@@ -234,6 +234,7 @@ def write_pulses(path, data):
     return path
 
 
+@pytest.mark.slow
 def test_fit_table_then_train_on_it(tmp_path, capsys):
     csv_path = write_pulses(tmp_path / "kink.csv", kinked_data(c2c=0.002))
     out = tmp_path / "fit"

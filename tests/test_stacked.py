@@ -23,6 +23,7 @@ def offline(monkeypatch):
     monkeypatch.setattr(data, "_keras_load", lambda name: (_ for _ in ()).throw(OSError("offline")))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("update,pulses,extra", [
     ("epoch", "sign", {}),
     ("batch", "stochastic", {"c2c": 0.01, "lr": 0.1}),
@@ -70,8 +71,8 @@ NOISES = {
 }
 
 
-@pytest.mark.parametrize("update", ["batch", "epoch"])
-@pytest.mark.parametrize("noise", list(NOISES))
+@pytest.mark.parametrize("update", ["batch", pytest.param("epoch", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("noise", [pytest.param(n, marks=[] if n == "all" else [pytest.mark.slow]) for n in NOISES])
 def test_stacked_is_bit_identical_to_alone_with_every_noise(tmp_path, update, noise):
     base = dict(dataset="mnist-5k", epochs=2, hidden=(8,), states=33, baselines=False, seed=1, lr=0.05,
                 update=update, count_pulses=True, **NOISES[noise])

@@ -217,6 +217,7 @@ def test_dask_cluster_matches_local_and_survives_a_killed_worker(tmp_path, dask_
     assert sum(1 for line in lines if line.startswith("[")) == 4  # 4 new runs reported once each
 
 
+@pytest.mark.slow
 def test_stacked_sweep_equals_run_by_run(tmp_path):
     s = Sweep("st", {"ltp": [0.3, 2.0, -1.0], "ltd": [0.5]}, {**TINY, "epochs": 2, "update": "batch"})  # one curve kind
     lines = []
