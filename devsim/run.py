@@ -181,8 +181,15 @@ def build_model(model_name, device, level_device, config, data, states_p):
             skip_zero_rows=config.skip_zero_rows, count_lost=config.count_lost, algorithm=config.make_algorithm(),
         )
         callbacks.append(ProgramDevices())
+        optimizer.build(model.trainable_variables)
     loss = losses.get(config.loss)
-    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+    # Keras's loop runs a whole epoch per call into the compiled step (steps_per_execution):
+    # the same numbers bit for bit (tests/test_steps_per_execution.py), without the per-step host work that
+    # dominates small networks. Under read noise evaluation draws fresh reads before every batch
+    # (a per-batch callback), so there each call stays one step.
+    read_noise = device is not None and optimizer.has_read_noise
+    steps = 1 if read_noise or config.train_loop != "keras" else max(steps_per_epoch, 1)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], steps_per_execution=steps)
     return model, loss, callbacks
 
 

@@ -1,6 +1,9 @@
 """Conductance against pulse number (devsim.figures.conductance)."""
 
+import io
 import math
+import re
+import warnings
 
 import numpy as np
 from matplotlib.image import imread
@@ -56,3 +59,20 @@ def test_device_response_has_the_linear_device_dashed(tmp_path):
     assert curves[1]["style"] == "dashed" and np.allclose(curves[1]["g"][:21], np.arange(21) / 20)
     linear = conductance._device_curves(ExpDevice(math.inf, math.inf, states=21))
     assert [c["label"] for c in linear] == ["device: linear"]  # no second linear curve
+
+
+def test_a_long_device_description_wraps_and_stays_on_the_page():
+    long = ("device: pulses_example: measured table, 62/68 pulses (fitted $A_\\mathrm{p}$=0.427, "
+            "$A_\\mathrm{d}$=0.241, NL 2.76/−4.33)")
+    responses = _responses()
+    responses[0]["label"] = long
+    with style.paper_style(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig = conductance._conductance_figure(responses)
+        fig.savefig(io.BytesIO(), format="png", dpi=300)  # as save_figure does
+    assert not [w for w in caught if "constrained_layout" in str(w.message)]  # the layout did not collapse
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert texts[0].replace("\n", " ") == long and texts[0].count("\n") >= 1  # nothing dropped, broken at spaces
+    assert all(len(re.sub(r"\\mathrm|[{}$_\\]", "", line)) <= 56 for line in texts[0].splitlines())  # shown characters
+    box, page = fig.axes[0].get_legend().get_window_extent(), fig.bbox
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1

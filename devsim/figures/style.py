@@ -7,6 +7,7 @@ pyplot global state or backend switch is involved, and every file is written thr
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib
@@ -70,11 +71,37 @@ def save_figure(fig, stem) -> list[Path]:
 
 def legend_above(ax):
     """Legend above the axes (never covers data), in as many columns as fit one paper column."""
-    names = [t.get_label() for t in ax.get_lines() if not t.get_label().startswith("_")]
+    lines = [t for t in ax.get_lines() if not t.get_label().startswith("_")]
+    names = [_wrap(t.get_label()) for t in lines]  # a long device description on several lines, not off the page
+    widths = [max(map(_visible_length, name.splitlines())) for name in names]
     ncols = next((n for n in range(len(names), 0, -1)
-                  if sum(max(map(len, names[i::n])) + 6 for i in range(n)) <= 56), 1)
-    return ax.legend(loc="lower left", bbox_to_anchor=(0, 1.01), ncols=ncols, frameon=False,
+                  if sum(max(widths[i::n]) + 6 for i in range(n)) <= LEGEND_WIDTH), 1)
+    return ax.legend(lines, names, loc="lower left", bbox_to_anchor=(0, 1.01), ncols=ncols, frameon=False,
                      borderaxespad=0, columnspacing=1.2, handlelength=1.8)
+
+
+LEGEND_WIDTH = 56
+"""Characters of legend text that fit one paper column (with handles)."""
+
+
+def _visible_length(text: str) -> int:
+    """Characters a legend label shows: mathtext like ``$A_\\mathrm{p}$`` counts as its letters."""
+    return len(re.sub(r"\$([^$]*)\$", lambda m: re.sub(r"\\mathrm|[{}_^\\]", "", m.group(1)), text))
+
+
+def _wrap(label: str) -> str:
+    """``label`` broken at spaces into lines that fit a paper column (mathtext never split)."""
+    width = LEGEND_WIDTH - 8
+    if _visible_length(label) <= width:
+        return label
+    lines, line = [], ""
+    for word in label.split(" "):
+        if line and _visible_length(f"{line} {word}") > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return "\n".join([*lines, line])
 
 
 def _luminance(rgba):
