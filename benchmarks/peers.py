@@ -72,6 +72,7 @@ TOOLS = {
     "keras-jit-spe-tfdata": ("keras", "keras", JIT_SPE + ["--data-pipeline", "tfdata"]),
     "devsim": ("keras", "devsim", []),
     "devsim-c2c": ("keras", "devsim-c2c", []),
+    "devsim-c2c-spe": ("keras", "devsim-c2c", ["--steps-per-execution", EPOCH]),  # `devsim run`'s default loop
     "devsim-jit-spe": ("keras", "devsim", JIT_SPE),
     "devsim-c2c-jit-spe": ("keras", "devsim-c2c", JIT_SPE),
     # investigation (a): Keras's per-step overhead, and the floor of TF on this CPU
@@ -87,8 +88,8 @@ TOOLS = {
     "devsim-epoch": ("keras", "devsim-epoch", []),
     "devsim-c2c-epoch": ("keras", "devsim-c2c-epoch", []),
 }
-DEFAULT_TOOLS = ("torch", "aihwkit-constantstep", "aihwkit-expstep", "keras", "keras-jit-spe",
-                 "devsim", "devsim-c2c", "devsim-c2c-jit-spe")
+DEFAULT_TOOLS = ("torch", "aihwkit-constantstep", "aihwkit-expstep", "keras", "keras-spe", "keras-jit-spe",
+                 "devsim", "devsim-c2c", "devsim-c2c-spe", "devsim-c2c-jit-spe")
 SAMPLE_TOOLS = ("torch", "aihwkit-expstep", "keras", "keras-jit-spe", "devsim-c2c", "devsim-c2c-jit-spe")
 SAMPLE_BATCHES = {1: 500, 32: 4000, 256: 3840}  # batch: images per epoch (whole batches only)
 

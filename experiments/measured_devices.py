@@ -109,7 +109,7 @@ def main(argv=None):
 def plot(curves, stem):
     from matplotlib.figure import Figure
 
-    from devsim import plots
+    from devsim.figures import style as plots
 
     with plots.paper_style():
         fig = Figure(figsize=(3.4, 2.4))
