@@ -320,8 +320,9 @@ class RunFolder:
 
 
 def initial_pulse_states(config, device, input_shape):
-    """The initial state index ``p`` of every kernel (shared by a run's models); for
-    ``init="neurosim"`` the initial weights themselves."""
+    """The initial state index ``p`` of every kernel on ``device`` (``"uniform"``: the same for
+    every device with the same number of states; ``"glorot"``: the same Glorot weights snapped to
+    ``device``'s levels); for ``init="neurosim"`` the initial weights themselves."""
     shapes = _kernel_shapes(input_shape, config.hidden, config.crop)
     if config.init == "neurosim":
         return neurosim_weights(shapes, config.seed, config.wmax)
@@ -359,13 +360,16 @@ def _run(config, device, data, echo, warn):
     for note in getattr(config, "notes", []):
         warn(f"NOTE: {note}")
     folder = RunFolder(config, device, data, models, echo, warn)
-    states_p = initial_pulse_states(config, device, data.x_train.shape[1:])
     for name, dev in models.items():
+        level_device = dev or linear_twin(device)
+        # Each model draws the same initial weights on its own device: the same state indices for
+        # "uniform" (same seed, same N), the same Glorot weights snapped to its own levels for "glorot".
+        states_p = initial_pulse_states(config, level_device, data.x_train.shape[1:])
         what = device.describe() if name == "device" else MODEL_NAMES[name]
         how = f"protocol {config.protocol}" if config.protocol else f"{config.update} updates, {config.pulses} pulses"
         algorithm = f", algorithm {config.algorithm}" if dev is not None and config.algorithm != "sgd" else ""
         echo(f"training {name} model ({what}) on {data.name}, {how}{algorithm}")
-        status, arrays = _train_model(name, dev, dev or linear_twin(device), config, data, states_p, folder.add_row)
+        status, arrays = _train_model(name, dev, level_device, config, data, states_p, folder.add_row)
         folder.save_states(name, status, arrays)
     return folder.finish()
 
