@@ -209,7 +209,6 @@ class DeviceTile:
             anchor = ops.cast(self._weights(self.population.read(g_old)), self.variable.dtype)
         dw = ops.cast(self.variable.value - anchor, "float32")
         population = self.population
-        max_pulses = population.num_pulses if self.max_pulses is None else self.max_pulses
         n = self.mapping.route(self._pulses(dw, population, u))
         g_new, n_lost = population.apply_pulses(g_old, n, xi=xi_c2c)
         if self.count_pulses:
@@ -543,7 +542,7 @@ class TransferTile(DeviceTile):
         if grad is None or lr is None:
             raise ValueError(f"algorithm {self.algorithm.name} needs update='batch' (the gradient of every step)")
         alg = self.algorithm
-        n_in, n_out, n_reads = self.n_in, self.n_out, self.n_reads
+        n_in, n_reads = self.n_in, self.n_reads
         shape = tuple(self.variable.shape)
         w_max = self.mapping.w_max
         dw_min = 2.0 * w_max / self.population.num_pulses

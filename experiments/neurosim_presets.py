@@ -163,7 +163,7 @@ def write_table(out, rows, datasets, args, seconds):
     mark = (" **(mnist-5k: the 5000-digit fallback subset, 4000 train / 1000 test, not full MNIST; NeuroSim's numbers "
             "are full MNIST)**" if fallback else "")
     lines = [
-        f"# devsim --protocol neurosim against MLP+NeuroSim V3.0 (manual, Table II)",
+        "# devsim --protocol neurosim against MLP+NeuroSim V3.0 (manual, Table II)",
         "",
         f"Dataset: {dataset}{mark}. devsim: {rows[0]['epochs'] if rows else 0} epochs of 8000 images, "
         f"{rows[0]['seeds'] if rows else 0} seeds ({args.seeds}); NeuroSim: {NEUROSIM_EPOCHS} epochs on full MNIST. "

@@ -132,7 +132,6 @@ def test_software_mode_matches_reference():
 
 def test_hardware_forward_pass_matches_reference():
     """ADC codes, reference column, series resistance and the thresholded hidden layer, on a batch."""
-    data = tiny_data()
     config = tiny_config("epiram")  # R_on 81 kOhm: the series resistance is 0.19 of 1/Gmax
     device = config.make_device()
     ref_device = ref.preset("epiram", r_wire=config.r_wire)
