@@ -244,7 +244,8 @@ def run_stacked(configs, echo=print, warn=None) -> list:
         inner, stacked_device, mapping, pulses=config.pulses, max_pulses=config.max_pulses, update=config.update,
         seed=config.seed, stack_axes=1, count_pulses=config.count_pulses,
     )
-    model.compile(optimizer=optimizer, loss=StackedCrossEntropy())
+    steps = -(-len(data.y_train) // config.batch_size)  # an epoch per call into the step, as `run` (bit-identical)
+    model.compile(optimizer=optimizer, loss=StackedCrossEntropy(), steps_per_execution=steps)
     keras.utils.set_random_seed(config.seed)  # the data order depends on the seed alone, as in `run`
     plain = build_mlp(data.x_train.shape[1:], config.hidden, config.activation, use_bias=config.bias, crop=config.crop,
                       name="mlp_device")
