@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import keras
 import numpy as np
@@ -13,6 +14,7 @@ from devsim.devices import Device, device_from_config
 from devsim.mapping import ReferenceMapping, mapping_from_config
 from devsim.pulses import PULSE_RULES
 from devsim import algorithms as algorithms_mod
+from devsim import backends
 from devsim.tiles import TILES, UPDATES, layer_name
 
 
@@ -224,8 +226,9 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         ]
         for tile in self._tiles:
             tile.build(self)
-        self._program_steps = self.add_variable((), "zeros", "int64", name="program_steps")
-        self._reads = self.add_variable((), "zeros", "int64", name="evaluation_reads")
+        counter = backends.counter_dtype()
+        self._program_steps = self.add_variable((), "zeros", counter, name="program_steps")
+        self._reads = self.add_variable((), "zeros", counter, name="evaluation_reads")
 
     @property
     def variables(self):
@@ -291,13 +294,15 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         self._program_fn(None)
 
     def _compile(self, fn):
-        """``fn`` as one XLA program (TensorFlow backend, ``jit_compile``): its ~40
-        elementwise ops per weight, random numbers included, fuse into a few loops."""
-        if keras.backend.backend() == "tensorflow" and self.jit_compile:
-            import tensorflow as tf
+        """``fn`` compiled by the backend (`devsim.backends.stateful_compile`): one XLA program on
+        TensorFlow with ``jit_compile`` (its ~40 elementwise ops per weight, random numbers
+        included, fuse into a few loops); ``jax.jit`` of its stateless form on JAX (inside the
+        Keras JAX trainer's jitted step it is traced into that step); eager on PyTorch."""
+        return backends.stateful_compile(fn, self._state_variables, jit=self.jit_compile)
 
-            return tf.function(fn, jit_compile=True, autograph=False)
-        return fn
+    def _state_variables(self):
+        """Every variable a device update or read touches: the optimizer's and the model's it trains."""
+        return [*self.variables, *self._trainable_variables]
 
     def _program_devices(self, before, grads=None, lr=None):
         """Weight change -> pulses -> devices -> weights, for every tile.
@@ -343,6 +348,16 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         """
         if reads is not None:
             self._reads.assign(reads)
+        noisy = bool(noisy)
+        fns = self.__dict__.setdefault("_read_fns", {})  # one per `noisy` (a Python branch)
+        if noisy not in fns:
+            read = functools.partial(self._read, noisy)
+            # JAX: compiled (op by op it is slow); TensorFlow and PyTorch: eager, as always
+            fns[noisy] = self._compile(read) if backends.name() == "jax" else read
+        fns[noisy]()
+
+    def _read(self, noisy):
+        """`read_devices`'s reads (the running counter's noise when ``noisy``)."""
         counter = self._reads.value
         for tile in self._tiles:
             tile.read(counter if noisy else None)
