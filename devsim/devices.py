@@ -51,6 +51,14 @@ MAX_STATES = 100_000
 """Most levels a device may have (real devices have tens to a few thousand)."""
 
 
+def _constant(x, xp):
+    """A float32 numpy constant of the curve math as a tensor when ``xp`` is keras.ops (PyTorch
+    neither subtracts tensors from numpy arrays nor keeps a 0-d float64 array's operand dtype)."""
+    if xp is ops and isinstance(x, np.ndarray):
+        return ops.convert_to_tensor(x)
+    return x
+
+
 def _curvature_problem(symbol):
     def check(value):
         a = np.abs(np.asarray(value, dtype=np.float64))
@@ -348,7 +356,7 @@ class ExpDevice(Device):
         ltp, ltd = self._curves
         x_p, x_d = getattr(ltp, field), getattr(ltd, field)
         if np.shape(x_p) == np.shape(x_d) and np.array_equal(x_p, x_d):
-            return x_p  # symmetric device: no per-device select
+            return _constant(x_p, xp)  # symmetric device: no per-device select
         return xp.where(up, x_p, x_d)
 
     def _all_linear(self):

@@ -440,7 +440,7 @@ class TransferTile(DeviceTile):
         self.reference_c = var("reference_c", ref_c)
         self.reference_a = var("reference_a", ref_a)
         w0 = ops.cast(self.variable.value, "float32")
-        _, g0 = self.population.nearest_state(ops.clip(ref_c + w0 / (2.0 * self.mapping.w_max), 0.0, 1.0))
+        _, g0 = self.population.nearest_state(ops.clip(ops.convert_to_tensor(ref_c) + w0 / (2.0 * self.mapping.w_max), 0.0, 1.0))
         g0 = self.population.stuck_values(g0)
         self.conductance = var("conductance", ops.convert_to_numpy(g0))
         g_a0 = ops.convert_to_numpy(self.population_a.stuck_values(ref_a.reshape(shape))).reshape(self.matrix)
