@@ -670,6 +670,15 @@ class TransferTile(DeviceTile):
     def program_drift(self, step):
         raise ValueError(f"algorithm {self.algorithm.name} needs update='batch' (the gradient of every step)")
 
+    def pulse_counts(self, reset=False) -> dict:
+        """``{"pulses_applied_<layer>": n, "pulses_lost_<layer>": n}``: the pulses on A and C together."""
+        counts = {}
+        for key, var in (("applied", self.applied), ("lost", self.lost)):
+            counts[f"pulses_{key}_{self.layer}"] = int(var.numpy())
+            if reset:
+                var.assign(ops.zeros(var.shape, var.dtype))
+        return counts
+
 
 class MixedPrecisionTile(DeviceTile):
     """Mixed precision (`devsim.algorithms.MixedPrecision`): a float accumulator ``chi`` per weight.
