@@ -98,6 +98,8 @@ def run_case(name):
         "steps": int(optimizer._program_steps.numpy()),
         "seconds": seconds,
     }
+    if optimizer.has_read_noise:  # a fresh device read before every evaluation batch
+        out["evaluate"] = float(net.evaluate(x, y, batch_size=64, verbose=0, callbacks=[devsim.ProgramDevices()]))
     if optimizer.has_read_noise or name == "epoch":
         optimizer.read_devices(noisy=True)  # one evaluation read, drawn from the read stream
         out["read"] = {layer.name: listed(layer.kernel.numpy()) for layer in net.layers}
