@@ -13,7 +13,12 @@ no shuffling), so the backends differ only in how they compute. Cases:
   variation of the curvatures and ranges, read noise, pulse counts;
 - ``ttv2``: Tiki-Taka v2 on the same device (arrays A and C, buffer H);
 - ``epoch``: epoch updates (float steps, `program()` at each epoch end), sign
-  pulses, C2C noise, and a noisy evaluation (`read_devices`).
+  pulses, C2C noise, and a noisy read (`read_devices`);
+- ``c-ttv2``, ``agad``, ``mixed-precision``, ``zero-shift`` (with stuck devices),
+  ``differential`` (two devices per weight, proportional pulses): the slow test's.
+
+``refusals`` instead tries the TensorFlow-only parts of the Python API and
+prints their messages (None where the backend runs them).
 
 Output: one JSON object ``{"backend", "versions", "cases": {case: {...}}}``; each
 case has the loss per epoch, the pulse counts per epoch and layer, the final
@@ -66,12 +71,22 @@ def model(seed=1):
 
 DEVICE = devsim.ExpDevice(a_p=0.6, a_d=0.3, states=64, c2c=0.02, d2d=0.3, d2d_range=0.05, read_noise=0.01)
 
+QUIET = dataclasses.replace(DEVICE, read_noise=0.0)
+
 CASES = {
     "sgd": dict(optimizer=0.2, device=DEVICE, pulses="stochastic", update="batch", count_pulses=True),
-    "ttv2": dict(optimizer=0.2, device=dataclasses.replace(DEVICE, read_noise=0.0), pulses="stochastic",
-                 update="batch", count_pulses=True, algorithm="ttv2"),
+    "ttv2": dict(optimizer=0.2, device=QUIET, pulses="stochastic", update="batch", count_pulses=True, algorithm="ttv2"),
     "epoch": dict(optimizer=0.05, device=dataclasses.replace(DEVICE, d2d_range=0.0), pulses="sign",
                   update="epoch"),
+    # the slow test's further cases: every other algorithm, stuck devices, another mapping and pulse rule
+    "c-ttv2": dict(optimizer=0.2, device=QUIET, update="batch", count_pulses=True, algorithm="c-ttv2"),
+    "agad": dict(optimizer=0.2, device=QUIET, update="batch", count_pulses=True, algorithm="agad"),
+    "mixed-precision": dict(optimizer=0.2, device=QUIET, update="batch", count_pulses=True,
+                            algorithm="mixed-precision"),
+    "zero-shift": dict(optimizer=0.2, device=dataclasses.replace(QUIET, stuck_gmin=0.02, stuck_gmax=0.02),
+                       update="batch", count_pulses=True, algorithm="zero-shift"),
+    "differential": dict(optimizer=0.2, device=QUIET, mapping=devsim.DifferentialMapping(0.5), pulses="proportional",
+                         update="batch", count_pulses=True),
 }
 
 
@@ -107,11 +122,39 @@ def run_case(name):
     return out
 
 
+def refusals():
+    """The Python API's refusals of TensorFlow-only parts on this backend (not TensorFlow, where
+    they would run): ``{what: message or None}``."""
+    from devsim.config import RunConfig
+    from devsim.online import CompiledLoop
+    from devsim.periphery import AnalogDense, IOParameters
+    from devsim.stacked import run_stacked, stack_key
+
+    if backends.name() == "tensorflow":
+        raise SystemExit("refusals: run on another backend (on TensorFlow these would train)")
+    out = {}
+    for what, call in (
+        ("compiled_loop", lambda: CompiledLoop(model(), None, *data(), batch_size=32)),
+        ("run_stacked", lambda: run_stacked([RunConfig(baselines=False)])),
+        ("analog_dense", lambda: AnalogDense(4, forward=IOParameters.aihwkit()).build((None, 8))),
+    ):
+        try:
+            call()
+            out[what] = None
+        except ValueError as exc:  # ConfigError is a ValueError
+            out[what] = str(exc)
+    out["stack_key"] = stack_key(RunConfig(baselines=False))
+    return out
+
+
 def main(names):
-    result = {"backend": backends.name(), "versions": backends.backend_versions(),
-              "cases": {name: run_case(name) for name in names}}
+    result = {"backend": backends.name(), "versions": backends.backend_versions()}
+    if names == ["refusals"]:
+        result["refusals"] = refusals()
+    else:
+        result["cases"] = {name: run_case(name) for name in names}
     json.dump(result, sys.stdout)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or list(CASES))
+    main(sys.argv[1:] or ["sgd", "ttv2", "epoch"])
