@@ -95,16 +95,41 @@ def stateful_compile(fn, variables, jit: bool = True):
         JAX: ``jax.jit`` of the stateless function (variable values in, new values out,
         under ``keras.StatelessScope``), then the results assigned; inside a
         stateless scope already (the Keras JAX trainer's jitted step) ``fn`` runs
-        as it is, traced into that step. PyTorch: ``fn`` (eager).
+        as it is, traced into that step. PyTorch: ``fn``, eager, under ``torch.no_grad()``
+        (device updates are not differentiated; the Keras torch trainer applies
+        optimizers under it too).
     """
     backend = name()
-    if not jit or backend == "torch":
+    if backend == "torch":
+        return _no_grad(fn)
+    if not jit:
         return fn
     if backend == "tensorflow":
         import tensorflow as tf
 
         return tf.function(fn, jit_compile=True, autograph=False)
     return _JaxStateful(fn, variables)
+
+
+def _no_grad(fn):
+    import torch
+
+    def call(*args):
+        with torch.no_grad():
+            return fn(*args)
+
+    return call
+
+
+def no_grad():
+    """A context without gradient recording: ``torch.no_grad()`` on PyTorch, else a no-op."""
+    if name() == "torch":
+        import torch
+
+        return torch.no_grad()
+    import contextlib
+
+    return contextlib.nullcontext()
 
 
 class _JaxStateful:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 
 import keras
@@ -19,11 +18,12 @@ from devsim.tiles import TILES, UPDATES, layer_name
 
 
 def _eager_scope():
+    """Where the build runs: eagerly on TensorFlow (outside a traced step), without gradient recording on PyTorch."""
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
         return tf.init_scope()
-    return contextlib.nullcontext()
+    return backends.no_grad()
 
 
 def is_kernel(variable) -> bool:
@@ -352,8 +352,8 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         fns = self.__dict__.setdefault("_read_fns", {})  # one per `noisy` (a Python branch)
         if noisy not in fns:
             read = functools.partial(self._read, noisy)
-            # JAX: compiled (op by op it is slow); TensorFlow and PyTorch: eager, as always
-            fns[noisy] = self._compile(read) if backends.name() == "jax" else read
+            # JAX: compiled (op by op it is slow); PyTorch: without gradient recording; TensorFlow: eager, as always
+            fns[noisy] = self._compile(read) if backends.name() != "tensorflow" else read
         fns[noisy]()
 
     def _read(self, noisy):
