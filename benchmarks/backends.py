@@ -251,6 +251,8 @@ def summarize(cells, backends):
                 cpu = [c for x in ok.values() for c in x["epoch_cpu_seconds"]]
                 ratios = [median(x["epoch_seconds"]) / median(tf_runs[r]["epoch_seconds"])
                           for r, x in ok.items() if "epoch_seconds" in tf_runs.get(r, {})]
+                cpu_ratios = [median(x["epoch_cpu_seconds"]) / median(tf_runs[r]["epoch_cpu_seconds"])
+                              for r, x in ok.items() if "epoch_seconds" in tf_runs.get(r, {})]
                 floats = by_tool.get("keras", {}).get(backend, {})
                 to_float = [median(x["epoch_seconds"]) / median(floats[r]["epoch_seconds"])
                             for r, x in ok.items() if tool != "keras" and "epoch_seconds" in floats.get(r, {})]
@@ -260,6 +262,7 @@ def summarize(cells, backends):
                     "epochs_timed": len(epochs), "repeats": len(ok), "cores_busy": sum(cpu) / sum(epochs),
                     "ratio_to_tensorflow": median(ratios), "ratio_min": min(ratios) if ratios else None,
                     "ratio_max": max(ratios) if ratios else None, "ratio_to_float_keras": median(to_float),
+                    "cpu_seconds_per_epoch": median(cpu), "cpu_ratio_to_tensorflow": median(cpu_ratios),
                     "warmup_seconds": median([x["warmup_seconds"] for x in ok.values()]),
                     "train_accuracy": median([x["train_accuracy"] for x in ok.values()]),
                     "accelerator": first["accelerator"], "device": first["device"],
@@ -273,7 +276,7 @@ def summarize(cells, backends):
 
 def print_table(table, backends, out=print):
     out("\nseconds per epoch (median of every timed epoch [min-max]; x tf: median over repeats of the per-repeat "
-        "ratio to TensorFlow; x float: to the same backend's float Keras)")
+        "ratio to TensorFlow, and of process CPU time; x float: to the same backend's float Keras)")
     for cell, rows in table.items():
         out(f"\n{cell}")
         for tool, row in rows.items():
@@ -285,10 +288,11 @@ def print_table(table, backends, out=print):
                 if "error" in r:
                     parts.append(f"{backend} failed: {r['error']}")
                     continue
-                ratio = "" if r["ratio_to_tensorflow"] is None else f" x{r['ratio_to_tensorflow']:.2f} tf"
+                ratio = "" if r["ratio_to_tensorflow"] is None else (
+                    f" x{r['ratio_to_tensorflow']:.2f} tf (cpu x{r['cpu_ratio_to_tensorflow']:.2f})")
                 to_float = "" if r["ratio_to_float_keras"] is None else f" x{r['ratio_to_float_keras']:.1f} float"
                 parts.append(f"{backend} {r['seconds_per_epoch']:.3f} s [{r['min']:.3f}-{r['max']:.3f}]{ratio}{to_float}"
-                             f" ({r['accelerator']})")
+                             f" on {r['accelerator']}")
             out(f"  {tool:<11} " + "; ".join(parts))
 
 

@@ -66,9 +66,15 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
     which `get_config` records (also when it was drawn at build time).
 
     With ``count_pulses``, pulse counts per layer (requested pulses that moved
-    a device, and pulses lost at the bounds) accumulate in int64 counters;
-    `pulse_counts()` reads them and `ProgramDevices` writes them into each
-    epoch's logs.
+    a device, and pulses lost at the bounds) accumulate in int64 counters
+    (int32 on JAX without ``jax_enable_x64``: at most 2**31 - 1 per layer
+    between resets, `devsim.backends.counter_dtype`); `pulse_counts()` reads
+    them and `ProgramDevices` writes them into each epoch's logs (and resets them).
+
+    It runs unchanged on the TensorFlow, JAX and PyTorch backends of Keras 3
+    (`devsim.backends`): every variable it updates is in ``variables``, so the
+    Keras JAX trainer's ``stateless_apply`` carries them through its jitted step,
+    and the random draws are the same bits on every backend.
 
     Args:
         optimizer: the Keras optimizer (instance or identifier such as "sgd")
@@ -94,7 +100,9 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         jit_compile: compile the device update with XLA (TensorFlow backend),
             several times faster. The eager path computes the same equations
             but its float32 results may differ in the last bit (XLA fuses and
-            reorders elementwise ops), which a long run can amplify.
+            reorders elementwise ops), which a long run can amplify. On JAX,
+            `program` and `read_devices` are ``jax.jit``-ted with it (the train
+            step is always jitted by Keras); PyTorch runs eagerly.
         stack_axes: number of leading axes of every device variable that index
             independent copies trained together (`devsim.stacked`): random
             draws are shared across them, so each copy sees exactly the draws
