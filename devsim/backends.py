@@ -15,9 +15,12 @@ differ:
   compiled: ``tf.function(jit_compile=True)`` on TensorFlow, ``jax.jit`` over
   a stateless version on JAX (variable values in, new values out, run under
   ``keras.StatelessScope``), eager on PyTorch.
-- `require_tensorflow`: the parts that are TensorFlow programs (the compiled
-  epoch loop, the analog periphery's custom gradients, stacked sweeps) refuse
-  other backends with one line.
+- `require_tensorflow`: the parts that need TensorFlow (the compiled epoch
+  loop, a ``tf.while_loop``; stacked training, bit-identical to runs alone
+  only under TensorFlow's XLA) refuse other backends in one line naming the
+  option (`devsim.config.RunConfig` checks the run options the same way, and
+  refuses the IO periphery on JAX: its per-call noise counter cannot advance
+  inside JAX's stateless train step).
 - `backend_versions`, `accelerator`: what ran (recorded in every result file).
 """
 
@@ -196,6 +199,16 @@ def accelerator() -> str:
 
 
 def backend_versions() -> dict:
-    """``{"backend": ..., "<backend package>": version, "accelerator": "cpu" | "gpu"}`` for result files."""
+    """``{"backend": ..., "<backend package>": version, "accelerator": "cpu" | "gpu"}`` for result files,
+    with the versions of the other installed backends' packages too (read from their metadata, not imported)."""
+    from importlib import metadata
+
     backend = name()
-    return {"backend": backend, _MODULES[backend]: backend_module_version(backend), "accelerator": accelerator()}
+    out = {"backend": backend, _MODULES[backend]: backend_module_version(backend), "accelerator": accelerator()}
+    for other in BACKENDS:
+        if _MODULES[other] not in out:
+            try:
+                out[_MODULES[other]] = metadata.version(_MODULES[other])
+            except metadata.PackageNotFoundError:
+                pass
+    return out
