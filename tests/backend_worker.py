@@ -17,8 +17,9 @@ no shuffling), so the backends differ only in how they compute. Cases:
 - ``c-ttv2``, ``agad``, ``mixed-precision``, ``zero-shift`` (with stuck devices),
   ``differential`` (two devices per weight, proportional pulses): the slow test's.
 
-``refusals`` instead tries the TensorFlow-only parts of the Python API and
-prints their messages (None where the backend runs them).
+``refusals`` (not on TensorFlow) also tries the TensorFlow-only parts of the
+Python API and the run options, and prints their messages (None where the
+backend runs them).
 
 Output: one JSON object ``{"backend", "versions", "cases": {case: {...}}}``; each
 case has the loss per epoch, the pulse counts per epoch and layer, the final
@@ -123,8 +124,8 @@ def run_case(name):
 
 
 def refusals():
-    """The Python API's refusals of TensorFlow-only parts on this backend (not TensorFlow, where
-    they would run): ``{what: message or None}``."""
+    """The refusals of TensorFlow-only parts on this backend (not TensorFlow, where they would
+    run): ``{what: message, or None where the backend runs it}``; RunConfig's are the CLI's lines."""
     from devsim.config import RunConfig
     from devsim.online import CompiledLoop
     from devsim.periphery import AnalogDense, IOParameters
@@ -137,22 +138,26 @@ def refusals():
         ("compiled_loop", lambda: CompiledLoop(model(), None, *data(), batch_size=32)),
         ("run_stacked", lambda: run_stacked([RunConfig(baselines=False)])),
         ("analog_dense", lambda: AnalogDense(4, forward=IOParameters.aihwkit()).build((None, 8))),
+        ("--train-loop", lambda: RunConfig(train_loop="compiled")),
+        ("--protocol", lambda: RunConfig(protocol="neurosim")),
+        ("--periphery", lambda: RunConfig(periphery="aihwkit")),
+        ("--out-noise", lambda: RunConfig(out_noise=0.1)),
     ):
         try:
             call()
             out[what] = None
         except ValueError as exc:  # ConfigError is a ValueError
             out[what] = str(exc)
+    out["neurosim_with_keras_loop"] = RunConfig(protocol="neurosim", train_loop="keras").train_loop
     out["stack_key"] = stack_key(RunConfig(baselines=False))
     return out
 
 
 def main(names):
     result = {"backend": backends.name(), "versions": backends.backend_versions()}
-    if names == ["refusals"]:
+    result["cases"] = {name: run_case(name) for name in names if name != "refusals"}
+    if "refusals" in names:
         result["refusals"] = refusals()
-    else:
-        result["cases"] = {name: run_case(name) for name in names}
     json.dump(result, sys.stdout)
 
 
