@@ -444,7 +444,9 @@ def _layer_classes():
             super().build(input_shape)
             # The call counter that keys the IO draws; boxed so that Keras neither tracks nor saves it (Dense
             # saves exactly its kernel and bias): a reloaded layer draws from counter 0 again.
-            self._counter = _Box(keras.Variable(0, dtype="int64", trainable=False, name="calls"))
+            from devsim import backends
+
+            self._counter = _Box(keras.Variable(0, dtype=backends.counter_dtype(), trainable=False, name="calls"))
 
         @property
         def calls(self):
