@@ -366,7 +366,7 @@ class RunConfig(_AlgorithmOptions):
         if self.pulses is None:
             self.pulses = "sign" if self.update == "epoch" else "stochastic"
         if self.hidden is None:
-            self.hidden = DEFAULT_HIDDEN.get(self.dataset, (128,)) if self.model == "mlp" else ()
+            self.hidden = DEFAULT_HIDDEN.get(self.dataset, (128,)) if self.model == "mlp" else None  # a CNN's own
         side = INPUT_SHAPES[self.dataset][0]
         if self.crop is not None and self.crop > side:
             _fail("--crop", f"must be at most the image side {side}, got {self.crop}")
@@ -539,7 +539,7 @@ class RunConfig(_AlgorithmOptions):
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        d["hidden"] = list(self.hidden)
+        d["hidden"] = list(self.hidden) if self.hidden is not None else None
         if self.layer_lr is not None:
             d["layer_lr"] = list(self.layer_lr)
         return d

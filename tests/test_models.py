@@ -1,5 +1,6 @@
 """--model: LeNet-5 and VGG-8 on devices from the command line, a user's builder, subsets of the data."""
 
+import csv
 import json
 import pickle
 
@@ -142,6 +143,7 @@ def test_cnn_sweeps_run_one_by_one(tmp_path, capsys):
                            "64", "--epochs", "1", "--update", "batch", "--no-baselines", "--ltp", "0.5,2",
                            "--out", str(tmp_path)], capsys)
     assert code == 0, err
-    assert "stacked" not in out
-    summary = (next(tmp_path.iterdir()) / "summary.csv").read_text().splitlines()
-    assert len(summary) == 3  # header and one row per run
+    assert "stacked" not in out and "failed" not in out
+    with open(next(tmp_path.iterdir()) / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(float(r["ltp"]) for r in rows) == [0.5, 2.0] and all(r["status"] == "complete" for r in rows), rows
