@@ -384,6 +384,7 @@ class RunConfig(_AlgorithmOptions):
         self._check_rules(device)
         self.make_algorithm()
         self.make_periphery()
+        self._check_backend()
         self.run_name()
 
     def _check_model(self):
@@ -455,6 +456,27 @@ class RunConfig(_AlgorithmOptions):
                 _fail(flag(series[0]), "needs the device's R_on (--r-on, or a preset that has it)")
         if self.mapping != "reference" and (self.r_access or self.r_wire or self.adc_bits):
             _fail("--mapping", "the periphery reads (--adc-bits, --r-access, --r-wire) need --mapping reference")
+
+    def _check_backend(self):
+        """Refuse, in one line naming the option, what the Keras backend cannot run (`devsim.backends`):
+        the compiled loop (a ``tf.while_loop``) needs TensorFlow; the aihwkit IO periphery (its draws
+        keyed by a counter each layer call advances) cannot run inside JAX's stateless train step."""
+        if self.train_loop != "compiled" and self.make_periphery() is None:
+            return  # everything else runs on every backend: no need to load one here
+        from devsim import backends
+
+        backend = backends.name()
+        if self.train_loop == "compiled" and backend != "tensorflow":
+            if "train_loop" in self.protocol_fields:
+                _fail("--protocol", f"{self.protocol} trains with --train-loop compiled (a tf.while_loop), which needs "
+                      f"KERAS_BACKEND=tensorflow (the backend is {backend}); add --train-loop keras to train with Keras fit")
+            _fail("--train-loop", f"compiled (a tf.while_loop over the epoch) needs KERAS_BACKEND=tensorflow "
+                  f"(the backend is {backend}); use --train-loop keras")
+        if self.make_periphery() is not None and backend == "jax":
+            given = [n for n in PERIPHERY_FIELDS[1:] if getattr(self, n) is not None]
+            option = "--periphery" if self.periphery != "none" or not given else flag(given[0])
+            _fail(option, "the IO periphery's noise counter advances in every layer call, which JAX's stateless "
+                  "train step cannot carry: it needs KERAS_BACKEND=tensorflow or torch (the backend is jax)")
 
     def make_periphery(self):
         """The `devsim.periphery.IOParameters` of the device layers (forward; the backward pass uses the same

@@ -51,6 +51,15 @@ MAX_STATES = 100_000
 """Most levels a device may have (real devices have tens to a few thousand)."""
 
 
+def _constant(x, xp, dtype):
+    """A numpy constant of the curve math as a tensor of the operands' ``dtype`` when ``xp`` is keras.ops
+    (PyTorch neither subtracts tensors from numpy arrays nor keeps the operands' dtype against a 0-d
+    float64 array; TensorFlow converted the constant to the operands' dtype itself)."""
+    if xp is ops and isinstance(x, np.ndarray):
+        return ops.convert_to_tensor(x, dtype=dtype)
+    return x
+
+
 def _curvature_problem(symbol):
     def check(value):
         a = np.abs(np.asarray(value, dtype=np.float64))
@@ -343,12 +352,12 @@ class ExpDevice(Device):
     # (training, inside compiled steps) or numpy (figures and `devsim device`,
     # without loading a backend).
 
-    def _select(self, up, field, xp):
-        """A curve constant of the direction each device is pulsed in (``up``: LTP)."""
+    def _select(self, up, field, xp, dtype=None):
+        """A curve constant of the direction each device is pulsed in (``up``: LTP), of ``dtype`` (tensors)."""
         ltp, ltd = self._curves
         x_p, x_d = getattr(ltp, field), getattr(ltd, field)
         if np.shape(x_p) == np.shape(x_d) and np.array_equal(x_p, x_d):
-            return x_p  # symmetric device: no per-device select
+            return _constant(x_p, xp, dtype)  # symmetric device: no per-device select
         return xp.where(up, x_p, x_d)
 
     def _all_linear(self):
@@ -376,7 +385,7 @@ class ExpDevice(Device):
         linear_step = k * self._linear_step(up, xp)
         if self._all_linear():
             return h + linear_step
-        step = (self._select(up, "s", xp) - h) * -xp.expm1(-k * self._select(up, "rate", xp))  # (s - h)(1 - exp(-k/(N A)))
+        step = (self._select(up, "s", xp, h.dtype) - h) * -xp.expm1(-k * self._select(up, "rate", xp, h.dtype))  # (s - h)(1 - exp(-k/(N A)))
         if self._any_linear():
             step = xp.where(self._linear_mask(up, xp), linear_step, step)
         return h + step
@@ -387,7 +396,7 @@ class ExpDevice(Device):
         room_linear = (1.0 - h) * n_dir
         if self._all_linear():
             return room_linear
-        room = n_dir + xp.log1p(-h * self._select(up, "inv_s", xp)) * self._select(up, "n_a", xp)  # N minus h's position
+        room = n_dir + xp.log1p(-h * self._select(up, "inv_s", xp, h.dtype)) * self._select(up, "n_a", xp, h.dtype)  # N minus h's position
         if self._any_linear():
             room = xp.where(self._linear_mask(up, xp), room_linear, room)
         return room

@@ -17,19 +17,46 @@ import numpy as np
 from devsim.lazy import ops
 
 _GOLDEN = 0x9E3779B9
+_MASK = 0xFFFFFFFF
+
+
+def _dtype():
+    from devsim import backends
+
+    return backends.hash_dtype()
 
 
 def _u32(x):
-    return ops.convert_to_tensor(np.uint32(x), dtype="uint32")
+    """A 32-bit constant in the hash's dtype (`devsim.backends.hash_dtype`)."""
+    dtype = _dtype()
+    return ops.convert_to_tensor(np.uint32(x) if dtype == "uint32" else np.int64(int(x) & _MASK), dtype=dtype)
+
+
+def _wrap(x):
+    """Reduce to 32 bits: the identity in uint32; the low 32 bits in int64 (PyTorch), where a
+    product of two 32-bit numbers may overflow int64 (it wraps, its low 32 bits stay exact)."""
+    if _dtype() == "uint32":
+        return x
+    return ops.bitwise_and(x, _u32(_MASK))
+
+
+def _to_u32(x):
+    """An integer tensor as 32-bit words of the hash's dtype (non-negative values: modulo 2**32)."""
+    return _wrap(ops.cast(x, _dtype()))
 
 
 def _mix(x):
     """lowbias32: a bijective 32-bit integer hash with low bias."""
     x = ops.bitwise_xor(x, ops.right_shift(x, _u32(16)))
-    x = x * _u32(0x7FEB352D)
+    x = _wrap(x * _u32(0x7FEB352D))
     x = ops.bitwise_xor(x, ops.right_shift(x, _u32(15)))
-    x = x * _u32(0x846CA68B)
+    x = _wrap(x * _u32(0x846CA68B))
     return ops.bitwise_xor(x, ops.right_shift(x, _u32(16)))
+
+
+def _hash(index, key_):
+    """The 32 random bits of element ``index`` (32-bit words) under ``key_``."""
+    return _mix(ops.bitwise_xor(_mix(_wrap(index * _u32(_GOLDEN) + key_)), key_))
 
 
 def _bits(shape, key, copies=0):
@@ -44,14 +71,12 @@ def _bits(shape, key, copies=0):
     index = ops.arange(size, dtype="int32")
     if copies:  # every copy draws the numbers of one copy (computed per element, not broadcast: see `normal`)
         index = index % int(np.prod(shape[copies:]))
-    index = ops.cast(ops.reshape(index, shape), "uint32")
-    return _mix(_mix(index * _u32(_GOLDEN) + key) ^ key)
+    return _hash(_to_u32(ops.reshape(index, shape)), key)
 
 
 def _bits_at(index, key_):
     """The 32 random bits `_bits` gives the elements at flat positions ``index`` (any int tensor)."""
-    index = ops.cast(index, "uint32")
-    return _mix(_mix(index * _u32(_GOLDEN) + key_) ^ key_)
+    return _hash(_to_u32(index), key_)
 
 
 def normal_at(index, key_):
@@ -62,9 +87,10 @@ def normal_at(index, key_):
 
 
 def key(seed: int, step, stream: int):
-    """A uint32 key from the run's seed, a step counter (tensor) and a stream number."""
-    base = _mix(_u32((seed * 0x85EBCA6B + stream * 0xC2B2AE35) & 0xFFFFFFFF))
-    return _mix(base ^ (ops.cast(step, "uint32") * _u32(_GOLDEN)))
+    """A 32-bit key (uint32; int64 below 2**32 on PyTorch) from the run's seed, a step counter
+    (int tensor; int32 on JAX without x64, `devsim.backends.counter_dtype`) and a stream number."""
+    base = _mix(_u32((seed * 0x85EBCA6B + stream * 0xC2B2AE35) & _MASK))
+    return _mix(ops.bitwise_xor(base, _wrap(_to_u32(step) * _u32(_GOLDEN))))
 
 
 def uniform(shape, key_, copies=0):

@@ -30,7 +30,8 @@ def epoch_indices(n_train: int, epoch: int, seed: int, images_per_epoch: int | N
 
 
 class CompiledLoop:
-    """All the updates of an epoch as one XLA program (TensorFlow backend).
+    """All the updates of an epoch as one XLA program (TensorFlow backend only: a ``tf.while_loop``;
+    on another backend it raises `devsim.errors.ConfigError` naming ``--train-loop``).
 
     Args:
         model: a compiled Keras model (its optimizer, e.g. a `devsim.DeviceOptimizer`
@@ -41,6 +42,9 @@ class CompiledLoop:
     """
 
     def __init__(self, model, loss, x, y, batch_size: int = 1):
+        from devsim import backends
+
+        backends.require_tensorflow("--train-loop", "compiled (a tf.while_loop over the epoch)")
         import tensorflow as tf
 
         self.model, self.loss, self.batch_size = model, loss, int(batch_size)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import functools
 
 import keras
 import numpy as np
@@ -13,15 +13,17 @@ from devsim.devices import Device, device_from_config
 from devsim.mapping import ReferenceMapping, mapping_from_config
 from devsim.pulses import PULSE_RULES
 from devsim import algorithms as algorithms_mod
+from devsim import backends
 from devsim.tiles import TILES, UPDATES, layer_name
 
 
 def _eager_scope():
+    """Where the build runs: eagerly on TensorFlow (outside a traced step), without gradient recording on PyTorch."""
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
         return tf.init_scope()
-    return contextlib.nullcontext()
+    return backends.no_grad()
 
 
 def is_kernel(variable) -> bool:
@@ -64,9 +66,15 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
     which `get_config` records (also when it was drawn at build time).
 
     With ``count_pulses``, pulse counts per layer (requested pulses that moved
-    a device, and pulses lost at the bounds) accumulate in int64 counters;
-    `pulse_counts()` reads them and `ProgramDevices` writes them into each
-    epoch's logs.
+    a device, and pulses lost at the bounds) accumulate in int64 counters
+    (int32 on JAX without ``jax_enable_x64``: at most 2**31 - 1 per layer
+    between resets, `devsim.backends.counter_dtype`); `pulse_counts()` reads
+    them and `ProgramDevices` writes them into each epoch's logs (and resets them).
+
+    It runs unchanged on the TensorFlow, JAX and PyTorch backends of Keras 3
+    (`devsim.backends`): every variable it updates is in ``variables``, so the
+    Keras JAX trainer's ``stateless_apply`` carries them through its jitted step,
+    and the random draws are the same bits on every backend.
 
     Args:
         optimizer: the Keras optimizer (instance or identifier such as "sgd")
@@ -92,7 +100,9 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         jit_compile: compile the device update with XLA (TensorFlow backend),
             several times faster. The eager path computes the same equations
             but its float32 results may differ in the last bit (XLA fuses and
-            reorders elementwise ops), which a long run can amplify.
+            reorders elementwise ops), which a long run can amplify. On JAX,
+            `program` and `read_devices` are ``jax.jit``-ted with it (the train
+            step is always jitted by Keras); PyTorch runs eagerly.
         stack_axes: number of leading axes of every device variable that index
             independent copies trained together (`devsim.stacked`): random
             draws are shared across them, so each copy sees exactly the draws
@@ -224,8 +234,9 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         ]
         for tile in self._tiles:
             tile.build(self)
-        self._program_steps = self.add_variable((), "zeros", "int64", name="program_steps")
-        self._reads = self.add_variable((), "zeros", "int64", name="evaluation_reads")
+        counter = backends.counter_dtype()
+        self._program_steps = self.add_variable((), "zeros", counter, name="program_steps")
+        self._reads = self.add_variable((), "zeros", counter, name="evaluation_reads")
 
     @property
     def variables(self):
@@ -291,13 +302,15 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         self._program_fn(None)
 
     def _compile(self, fn):
-        """``fn`` as one XLA program (TensorFlow backend, ``jit_compile``): its ~40
-        elementwise ops per weight, random numbers included, fuse into a few loops."""
-        if keras.backend.backend() == "tensorflow" and self.jit_compile:
-            import tensorflow as tf
+        """``fn`` compiled by the backend (`devsim.backends.stateful_compile`): one XLA program on
+        TensorFlow with ``jit_compile`` (its ~40 elementwise ops per weight, random numbers
+        included, fuse into a few loops); ``jax.jit`` of its stateless form on JAX (inside the
+        Keras JAX trainer's jitted step it is traced into that step); eager on PyTorch."""
+        return backends.stateful_compile(fn, self._state_variables, jit=self.jit_compile)
 
-            return tf.function(fn, jit_compile=True, autograph=False)
-        return fn
+    def _state_variables(self):
+        """Every variable a device update or read touches: the optimizer's and the model's it trains."""
+        return [*self.variables, *self._trainable_variables]
 
     def _program_devices(self, before, grads=None, lr=None):
         """Weight change -> pulses -> devices -> weights, for every tile.
@@ -343,6 +356,16 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         """
         if reads is not None:
             self._reads.assign(reads)
+        noisy = bool(noisy)
+        fns = self.__dict__.setdefault("_read_fns", {})  # one per `noisy` (a Python branch)
+        if noisy not in fns:
+            read = functools.partial(self._read, noisy)
+            # JAX: compiled (op by op it is slow); PyTorch: without gradient recording; TensorFlow: eager, as always
+            fns[noisy] = self._compile(read) if backends.name() != "tensorflow" else read
+        fns[noisy]()
+
+    def _read(self, noisy):
+        """`read_devices`'s reads (the running counter's noise when ``noisy``)."""
         counter = self._reads.value
         for tile in self._tiles:
             tile.read(counter if noisy else None)

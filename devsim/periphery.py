@@ -437,6 +437,10 @@ def _layer_classes():
                                  "not both")
 
         def build(self, input_shape):
+            if not (self.forward_io.is_identity and self.backward_io.is_identity) and keras.backend.backend() == "jax":
+                raise ValueError("AnalogDense: the IO periphery (forward/backward) keys its draws by a call counter "
+                                 "that JAX's stateless train step cannot advance; it needs KERAS_BACKEND=tensorflow "
+                                 "or torch (NeuroSim's array reads, reads=..., run on every backend)")
             super().build(input_shape)
             # The call counter that keys the IO draws; boxed so that Keras neither tracks nor saves it (Dense
             # saves exactly its kernel and bias): a reloaded layer draws from counter 0 again.

@@ -45,17 +45,20 @@ __all__ = ["RunConfig", "run", "RunFolder", "EpochRecorder", "versions", "linear
            "build_model", "network", "saved_weights"]
 
 def versions() -> dict:
+    """Versions of what ran, for config.json: devsim, Python, the Keras backend in use
+    (``backend``, its package's version) and the kind of device it computed on
+    (``accelerator``: cpu or gpu), Keras, numpy, scipy, matplotlib, the platform."""
     import keras
     import matplotlib
     import scipy
-    import tensorflow as tf
 
     import devsim
+    from devsim import backends
 
     return {
         "devsim": devsim.__version__,
         "python": platform.python_version(),
-        "tensorflow": tf.__version__,
+        **backends.backend_versions(),
         "keras": keras.__version__,
         "numpy": np.__version__,
         "scipy": scipy.__version__,
@@ -183,8 +186,10 @@ def build_model(model_name, device, level_device, config, data, states_p):
     # the same numbers bit for bit (tests/test_steps_per_execution.py), without the per-step host work that
     # dominates small networks. Under read noise evaluation draws fresh reads before every batch
     # (a per-batch callback), so there each call stays one step.
+    # PyTorch's Keras trainer runs one step per call (it has no compiled multi-step function).
     read_noise = device is not None and optimizer.has_read_noise
-    steps = 1 if read_noise or config.train_loop != "keras" else max(steps_per_epoch, 1)
+    one_step = read_noise or config.train_loop != "keras" or keras.backend.backend() == "torch"
+    steps = 1 if one_step else max(steps_per_epoch, 1)
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], steps_per_execution=steps)
     return model, loss, callbacks
 

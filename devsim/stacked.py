@@ -113,7 +113,11 @@ class StackedCrossEntropy(keras.losses.Loss):
 
 
 def stack_key(config) -> tuple | None:
-    """Runs with the same key can train as one stacked model; None: never stacked."""
+    """Runs with the same key can train as one stacked model; None: never stacked (CNNs; also on a Keras
+    backend other than TensorFlow: stacked copies equal their runs alone bit for bit only where
+    XLA compiles the TensorFlow step, so other backends train every run alone)."""
+    if keras.backend.backend() != "tensorflow":
+        return None
     if config.model != "mlp" or config.baselines or config.mapping != "reference" or config.make_device().kind != "exp" \
             or config.algorithm != "sgd" or config.make_periphery() is not None:
         return None
@@ -212,6 +216,9 @@ def run_stacked(configs, echo=print, warn=None) -> list:
     Returns:
         The run folders, in the order of ``configs``.
     """
+    from devsim import backends
+
+    backends.require_tensorflow("--stack", "stacked training (bit-identical to runs alone under XLA)")
     keys = {stack_key(c) for c in configs}
     if None in keys or len(keys) != 1:
         raise ValueError("run_stacked: the configurations must share one stack_key (differ only in the device curvature)")

@@ -334,6 +334,12 @@ def run_sweep(
             [dict(c.to_dict(), out=str(sweep_dir), name=h) for h, _, c in group]
             for group in group_runs(todo, stack)
         ]
+        if stack > 1 and len(todo) > 1:
+            from devsim import backends
+
+            if backends.name() != "tensorflow":
+                echo(f"note: --stack: stacked training needs KERAS_BACKEND=tensorflow; on {backends.name()} every run "
+                     "trains alone")
         if any(len(g) > 1 for g in groups):
             echo(f"training {sum(len(g) for g in groups if len(g) > 1)} runs stacked, in {sum(len(g) > 1 for g in groups)} models")
         start, done = time.perf_counter(), len(runs) - len(todo)

@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from devsim import noise, symmetry
+from devsim import backends, noise, symmetry
 from devsim import algorithms as algorithms_mod
 from devsim.lazy import ops
 from devsim.pulses import PULSE_RULES, RANDOM_RULES
@@ -131,10 +131,10 @@ class DeviceTile:
         self._build_state(optimizer)
         self.variable.assign(ops.cast(self._weights(self.population.read(g0)), self.variable.dtype))
         copies = tuple(self.variable.shape[: self.stack_axes])
-        self.applied = optimizer.add_variable(copies, "zeros", "int64", name=f"{self.layer}_pulses")
-        self.lost = optimizer.add_variable(copies, "zeros", "int64", name=f"{self.layer}_lost")
-        self.ltp = optimizer.add_variable(copies, "zeros", "int64", name=f"{self.layer}_pulses_ltp")
-        self.ltd = optimizer.add_variable(copies, "zeros", "int64", name=f"{self.layer}_pulses_ltd")
+        self.applied = optimizer.add_variable(copies, "zeros", backends.counter_dtype(), name=f"{self.layer}_pulses")
+        self.lost = optimizer.add_variable(copies, "zeros", backends.counter_dtype(), name=f"{self.layer}_lost")
+        self.ltp = optimizer.add_variable(copies, "zeros", backends.counter_dtype(), name=f"{self.layer}_pulses_ltp")
+        self.ltd = optimizer.add_variable(copies, "zeros", backends.counter_dtype(), name=f"{self.layer}_pulses_ltd")
 
     def _build_reference(self, optimizer):
         """Kinds with their own reference conductance create it here (before the initial states)."""
@@ -178,7 +178,7 @@ class DeviceTile:
     def _count(self, x):
         """Sum over everything but the stacked copies."""
         axes = tuple(range(self.stack_axes, len(x.shape)))
-        return ops.cast(ops.sum(x, axis=axes), "int64")
+        return ops.cast(ops.sum(x, axis=axes), backends.counter_dtype())
 
     def _compacts(self, anchor):
         import keras
@@ -322,7 +322,7 @@ class DeviceTile:
             value = var.numpy()
             counts[f"pulses_{key}_{self.layer}"] = int(value) if value.ndim == 0 else value.copy()
             if reset:
-                var.assign(ops.zeros_like(var))
+                var.assign(ops.zeros(var.shape, var.dtype))
         return counts
 
     def stuck_counts(self) -> dict:
@@ -440,7 +440,7 @@ class TransferTile(DeviceTile):
         self.reference_c = var("reference_c", ref_c)
         self.reference_a = var("reference_a", ref_a)
         w0 = ops.cast(self.variable.value, "float32")
-        _, g0 = self.population.nearest_state(ops.clip(ref_c + w0 / (2.0 * self.mapping.w_max), 0.0, 1.0))
+        _, g0 = self.population.nearest_state(ops.clip(ops.convert_to_tensor(ref_c) + w0 / (2.0 * self.mapping.w_max), 0.0, 1.0))
         g0 = self.population.stuck_values(g0)
         self.conductance = var("conductance", ops.convert_to_numpy(g0))
         g_a0 = ops.convert_to_numpy(self.population_a.stuck_values(ref_a.reshape(shape))).reshape(self.matrix)
@@ -457,8 +457,8 @@ class TransferTile(DeviceTile):
         self.sweeps = var("sweeps", np.int32(0), "int32")
         self.grad_scale = var("grad_scale", np.float32(0.0))
         self.variable.assign(ops.cast(self._forward(g0, self.conductance_a.value), self.variable.dtype))
-        self.applied = optimizer.add_variable((), "zeros", "int64", name=f"{self.layer}_pulses")
-        self.lost = optimizer.add_variable((), "zeros", "int64", name=f"{self.layer}_lost")
+        self.applied = optimizer.add_variable((), "zeros", backends.counter_dtype(), name=f"{self.layer}_pulses")
+        self.lost = optimizer.add_variable((), "zeros", backends.counter_dtype(), name=f"{self.layer}_lost")
 
     @staticmethod
     def _homogeneous(population):
@@ -570,7 +570,7 @@ class TransferTile(DeviceTile):
         g_a = ops.reshape(g_a, self.matrix)
 
         # 2. the transfer: rows ptr .. ptr + n_reads - 1 of A, read into H, thresholded onto C
-        do = ops.equal(ops.mod(ops.cast(step, "int64") + 1, alg.transfer_every), 0)
+        do = ops.equal(ops.mod(ops.cast(step, backends.counter_dtype()) + 1, alg.transfer_every), 0)
         ptr, sweeps = self.row.value, self.sweeps.value
         index = ptr + ops.arange(n_reads, dtype="int32")
         wrapped = index >= n_in  # positions after the sweep's end (at most one wrap: n_reads <= n_in)
@@ -663,12 +663,21 @@ class TransferTile(DeviceTile):
         if self.count_pulses:
             pulses = ops.sum(ops.abs(n_a)) + ops.sum(ops.abs(n_c))
             lost = ops.sum(lost_a) + ops.sum(lost_c)
-            self.applied.assign_add(ops.cast(pulses - lost, "int64"))
-            self.lost.assign_add(ops.cast(lost, "int64"))
+            self.applied.assign_add(ops.cast(pulses - lost, backends.counter_dtype()))
+            self.lost.assign_add(ops.cast(lost, backends.counter_dtype()))
         self.variable.assign(ops.cast(self._forward(g_c, g_a, xi=xi_read), self.variable.dtype))
 
     def program_drift(self, step):
         raise ValueError(f"algorithm {self.algorithm.name} needs update='batch' (the gradient of every step)")
+
+    def pulse_counts(self, reset=False) -> dict:
+        """``{"pulses_applied_<layer>": n, "pulses_lost_<layer>": n}``: the pulses on A and C together."""
+        counts = {}
+        for key, var in (("applied", self.applied), ("lost", self.lost)):
+            counts[f"pulses_{key}_{self.layer}"] = int(var.numpy())
+            if reset:
+                var.assign(ops.zeros(var.shape, var.dtype))
+        return counts
 
 
 class MixedPrecisionTile(DeviceTile):
@@ -702,7 +711,7 @@ class MixedPrecisionTile(DeviceTile):
         dw_min = self.mapping.dw_min(population)
         eps = dw_min if alg.granularity is None else alg.granularity
         chi = self.accumulator.value - ops.cast(lr, "float32") * ops.cast(grad, "float32")
-        do = ops.equal(ops.mod(ops.cast(step, "int64") + 1, alg.transfer_every), 0)
+        do = ops.equal(ops.mod(ops.cast(step, backends.counter_dtype()) + 1, alg.transfer_every), 0)
         n = ops.trunc(chi / eps)
         n_out = int(self.variable.shape[-1])
         take = do

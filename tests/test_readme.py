@@ -29,4 +29,7 @@ def test_ci_installs_and_tests_as_the_readme_says():
     install = next(line.split("#")[0].strip() for block in commands for line in block.splitlines() if "pip install -e ." in line)
     test = next(line.strip() for block in commands for line in block.splitlines() if "pytest" in line)
     assert install in ci and test in ci
+    torch = next(line.split("#")[0].strip() for block in commands for line in block.splitlines() if "pip install torch" in line)
+    assert torch == "pip install torch==2.13.0" and torch in ci  # the pinned CPU wheel, never plain `torch` (CUDA)
+    assert ci.index('pip install -e ".[test]"') < ci.index(torch) < ci.index(test)
     assert "pytest -q -m slow" in ci  # the slow tests the README's command leaves out still run in CI

@@ -1,0 +1,214 @@
+"""The Keras backend devsim runs on: TensorFlow, JAX or PyTorch (``KERAS_BACKEND``).
+
+`DeviceOptimizer` and its tiles are written in ``keras.ops`` and run unchanged
+on every Keras 3 backend; this module holds the few places where backends
+differ:
+
+- `counter_dtype`: the pulse and step counters are int64, except on JAX
+  without ``jax_enable_x64`` (the default), where they are int32 (JAX
+  truncates int64 to int32 there; the counters of one epoch fit easily, and
+  they are reset every epoch by `ProgramDevices`).
+- `hash_dtype`: the counter-based noise (`devsim.noise`) hashes in uint32 on
+  TensorFlow and JAX, and in int64 masked to 32 bits on PyTorch (which has
+  little uint32 support); the draws are the same bits.
+- `stateful_compile`: a function that reads and assigns Keras variables,
+  compiled: ``tf.function(jit_compile=True)`` on TensorFlow, ``jax.jit`` over
+  a stateless version on JAX (variable values in, new values out, run under
+  ``keras.StatelessScope``), eager on PyTorch.
+- `require_tensorflow`: the parts that need TensorFlow (the compiled epoch
+  loop, a ``tf.while_loop``; stacked training, bit-identical to runs alone
+  only under TensorFlow's XLA) refuse other backends in one line naming the
+  option (`devsim.config.RunConfig` checks the run options the same way, and
+  refuses the IO periphery on JAX: its per-call noise counter cannot advance
+  inside JAX's stateless train step).
+- `backend_versions`, `accelerator`: what ran (recorded in every result file).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+BACKENDS = ("tensorflow", "jax", "torch")
+"""The Keras 3 backends devsim supports (``KERAS_BACKEND``)."""
+
+_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+
+
+def name() -> str:
+    """The Keras backend in use: ``"tensorflow"``, ``"jax"`` or ``"torch"``."""
+    import keras
+
+    return keras.backend.backend()
+
+
+def installed() -> list:
+    """The backends of `BACKENDS` whose package is installed (without importing them)."""
+    return [b for b in BACKENDS if importlib.util.find_spec(_MODULES[b]) is not None]
+
+
+def _jax_x64() -> bool:
+    import jax
+
+    return bool(jax.config.jax_enable_x64)
+
+
+def counter_dtype() -> str:
+    """The dtype of devsim's integer counters: ``"int64"``, or ``"int32"`` on JAX without x64."""
+    if name() == "jax" and not _jax_x64():
+        return "int32"
+    return "int64"
+
+
+def hash_dtype() -> str:
+    """The integer dtype of the noise hash: ``"uint32"``, or ``"int64"`` (masked to 32 bits) on PyTorch."""
+    return "int64" if name() == "torch" else "uint32"
+
+
+def require_tensorflow(option: str, what: str):
+    """Refuse a TensorFlow-only feature on another backend.
+
+    Args:
+        option: the option that asks for it (``"--train-loop"``), named first in the message.
+        what: what it is (``"the compiled loop (a tf.while_loop)"``).
+
+    Raises:
+        ConfigError: ``"<option>: <what> needs KERAS_BACKEND=tensorflow (the backend is jax)"``.
+    """
+    backend = name()
+    if backend != "tensorflow":
+        from devsim.errors import ConfigError
+
+        raise ConfigError(f"{option}: {what} needs KERAS_BACKEND=tensorflow (the backend is {backend})")
+
+
+def stateful_compile(fn, variables, jit: bool = True):
+    """``fn`` (which reads and assigns Keras variables) compiled by the backend.
+
+    Args:
+        fn: a function of tensors (or None) that reads and assigns Keras variables
+            and returns nothing.
+        variables: a function returning every Keras variable ``fn`` reads or
+            assigns (JAX: they become arguments and results of the compiled
+            function; a variable left out would be frozen at its first value).
+        jit: compile (TensorFlow: with XLA; JAX: ``jax.jit``); False: eager.
+
+    Returns:
+        A callable with ``fn``'s arguments. TensorFlow: ``tf.function(jit_compile=True)``.
+        JAX: ``jax.jit`` of the stateless function (variable values in, new values out,
+        under ``keras.StatelessScope``), then the results assigned; inside a
+        stateless scope already (the Keras JAX trainer's jitted step) ``fn`` runs
+        as it is, traced into that step. PyTorch: ``fn``, eager, under ``torch.no_grad()``
+        (device updates are not differentiated; the Keras torch trainer applies
+        optimizers under it too).
+    """
+    backend = name()
+    if backend == "torch":
+        return _no_grad(fn)
+    if not jit:
+        return fn
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(fn, jit_compile=True, autograph=False)
+    return _JaxStateful(fn, variables)
+
+
+def _no_grad(fn):
+    import torch
+
+    def call(*args):
+        with torch.no_grad():
+            return fn(*args)
+
+    return call
+
+
+def no_grad():
+    """A context without gradient recording: ``torch.no_grad()`` on PyTorch, else a no-op."""
+    if name() == "torch":
+        import torch
+
+        return torch.no_grad()
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+class _JaxStateful:
+    """`stateful_compile` on JAX: ``jax.jit`` over values, with Keras variables assigned outside."""
+
+    def __init__(self, fn, variables):
+        self.fn, self.variables = fn, variables
+        self._jitted = None
+
+    def __call__(self, *args):
+        import keras
+        from keras.src.backend.common.stateless_scope import in_stateless_scope
+
+        if in_stateless_scope():  # already traced by the caller's jit (the trainer's step)
+            return self.fn(*args)
+        import jax
+
+        variables = _unique(self.variables())
+        if self._jitted is None or self._jitted[0] != [id(v) for v in variables]:
+            def pure(values, args):
+                with keras.StatelessScope(state_mapping=list(zip(variables, values))) as scope:
+                    self.fn(*args)
+                out = []
+                for v, value in zip(variables, values):
+                    new = scope.get_current_value(v)
+                    out.append(value if new is None else new)
+                return out
+
+            self._jitted = ([id(v) for v in variables], jax.jit(pure))
+        new = self._jitted[1]([v.value for v in variables], args)
+        for v, value in zip(variables, new):
+            v.assign(value)
+
+
+def _unique(variables):
+    seen, out = set(), []
+    for v in variables:
+        if id(v) not in seen:
+            seen.add(id(v))
+            out.append(v)
+    return out
+
+
+def backend_module_version(backend: str | None = None) -> str:
+    """The version of the backend's package (``tensorflow``, ``jax`` or ``torch``)."""
+    module = importlib.import_module(_MODULES[backend or name()])
+    return module.__version__
+
+
+def accelerator() -> str:
+    """Which kind of device the backend computes on by default: ``"gpu"`` or ``"cpu"``."""
+    backend = name()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+    if backend == "jax":
+        import jax
+
+        return "gpu" if jax.default_backend() in ("gpu", "cuda", "rocm") else "cpu"
+    import torch
+
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def backend_versions() -> dict:
+    """``{"backend": ..., "<backend package>": version, "accelerator": "cpu" | "gpu"}`` for result files,
+    with the versions of the other installed backends' packages too (read from their metadata, not imported)."""
+    from importlib import metadata
+
+    backend = name()
+    out = {"backend": backend, _MODULES[backend]: backend_module_version(backend), "accelerator": accelerator()}
+    for other in BACKENDS:
+        if _MODULES[other] not in out:
+            try:
+                out[_MODULES[other]] = metadata.version(_MODULES[other])
+            except metadata.PackageNotFoundError:
+                pass
+    return out
