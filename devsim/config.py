@@ -24,6 +24,7 @@ from devsim.data import DATASETS, INPUT_SHAPES
 from devsim.devices import Device, ExpDevice
 from devsim.errors import ConfigError
 from devsim.mapping import MAPPINGS
+from devsim.models import BUILDER_PATTERN, DEFAULT_HIDDEN, KERNEL_LAYERS, MODELS
 from devsim.nonlinearity import NL_LIMIT, a_d_from_label, a_d_from_label_table, a_p_from_label, a_p_from_label_table
 from devsim.options import (FALLBACK, FALLBACK_FROM, OFF, PER_ALGORITHM, SPEC, FieldError, check, document, flag,
                             is_off, option, parameters, protocol_option, spec_of)
@@ -40,8 +41,6 @@ LOSSES = ("crossentropy", "sse")
 OUTPUT_ACTIVATIONS = ("softmax", "sigmoid")
 TRAIN_LOOPS = ("keras", "compiled")
 PRESET_LEVELS = ("states", "neurosim")
-DEFAULT_HIDDEN = {"cifar10": (256, 128, 64, 32)}
-"""Hidden layers per dataset when none are given; others use the study's (128,)."""
 
 DEVICE, TRAINING, PERIPHERY, OUTPUT = "device", "training", "periphery", "output"
 _BYTES_PER_WEIGHT = 40  # kernel, conductance, gradient, optimizer slots and the step's temporaries (float32)
@@ -175,6 +174,7 @@ def _algorithm_option_fields():
 
 
 ALGORITHM_FIELDS = tuple(name for name, _, _ in _algorithm_option_fields())
+"""Run options of the algorithms (left out of a run's hash while at their defaults: older sweeps resume)."""
 
 
 def _periphery_option_fields():
@@ -197,7 +197,6 @@ def _periphery_option_fields():
 
 PERIPHERY_FIELDS = tuple(name for name, _, _ in _periphery_option_fields())
 """Run options of the periphery (left out of a run's hash while at their defaults)."""
-"""Run options of the algorithms (left out of a run's hash while at their defaults: older sweeps resume)."""
 
 
 DeviceOptions = dataclasses.make_dataclass("DeviceOptions", _device_option_fields(), bases=(_DeviceMethods,))
@@ -267,6 +266,13 @@ class RunConfig(_AlgorithmOptions):
         choices=DATASETS, label="Dataset", symbol="dataset")
     data_dir: str | None = option(
         None, "Folder with the dataset files (else $DEVSIM_DATA_DIR, the Keras cache, or a download).", sweep=False)
+    train_size: int | None = option(
+        None, "Train on the first TRAIN_SIZE training images only (a stated subset, e.g. for CPU runs of "
+        "CIFAR-10; config.json records it). Unset: the whole training set.", unit="images", label="Training images",
+        symbol="train size", minimum=1, maximum=2**31 - 1)
+    test_size: int | None = option(
+        None, "Evaluate on the first TEST_SIZE test images only (recorded in config.json). Unset: the whole test "
+        "set.", unit="images", label="Test images", symbol="test size", minimum=1, maximum=2**31 - 1)
     images_per_epoch: int | None = option(
         None, "Training images per epoch, drawn at random with replacement (reproducible by --seed; NeuroSim: 8000). "
         "Unset: every training image once per epoch, shuffled.", unit="images", label="Images per epoch",
@@ -293,6 +299,13 @@ class RunConfig(_AlgorithmOptions):
     loss: str | None = protocol_option(
         "crossentropy", "crossentropy (of the output probabilities) or sse: the sum over outputs of (t - y)^2 "
         "(NeuroSim's error signal, Train.cpp).", choices=LOSSES, label="Loss", symbol="loss")
+    model: str = option(
+        "mlp", "The network: mlp (--hidden), lenet5 (LeNet-5), vgg8 (DNN+NeuroSim V2.1's VGG-8 for CIFAR-10), or "
+        "package.module:function, a builder called as function(input_shape, classes) that returns a Keras "
+        "model. Every kernel (Dense, Conv2D) is on devices; biases and normalization stay float.",
+        validate=lambda v: None if v in MODELS or BUILDER_PATTERN.match(v) else
+        f"must be one of {', '.join(MODELS)} or package.module:function, got {v!r}",
+        label="Network", symbol="network", sweep=False)
     hidden: tuple | None = option(
         None, "Hidden layer widths, e.g. 128 or 256,128 (default 128; cifar10 256,128,64,32).", cli="widths",
         label="Hidden layer widths", symbol="hidden", maximum=1_000_000)
@@ -306,8 +319,8 @@ class RunConfig(_AlgorithmOptions):
         label="Input crop (pixels)", symbol="crop", minimum=1, maximum=32)
     bias: bool | None = protocol_option(False, "Give the layers (float) biases; the original study had none.", cli="switch")
     init: str | None = protocol_option(
-        "uniform", "Initial states: uniform random over all levels (the original study), glorot-uniform weights "
-        "snapped to the nearest state, or neurosim: weights (rand() % 7 - 3)/3 wmax (Mapping.cpp, glibc rand() "
+        "uniform", "Initial states: uniform random over all levels (the original study; the default of --model mlp), "
+        "glorot-uniform weights snapped to the nearest state (the default of the CNNs), or neurosim: weights (rand() % 7 - 3)/3 wmax (Mapping.cpp, glibc rand() "
         "after srand(2 + seed)).", choices=INITS, label="Initial states", symbol="init")
     gmin_offset: bool | None = protocol_option(
         False, "NeuroSim's initial-mapping bug (Mapping.cpp WeightToConductance without + Gmin): every initial "
@@ -348,11 +361,12 @@ class RunConfig(_AlgorithmOptions):
 
     def __post_init__(self):
         self._check_fields()
+        self._check_model()
         self.protocol_fields, self.notes = self._resolve_protocol(), []
         if self.pulses is None:
             self.pulses = "sign" if self.update == "epoch" else "stochastic"
         if self.hidden is None:
-            self.hidden = DEFAULT_HIDDEN.get(self.dataset, (128,))
+            self.hidden = DEFAULT_HIDDEN.get(self.dataset, (128,)) if self.model == "mlp" else None  # a CNN's own
         side = INPUT_SHAPES[self.dataset][0]
         if self.crop is not None and self.crop > side:
             _fail("--crop", f"must be at most the image side {side}, got {self.crop}")
@@ -372,6 +386,33 @@ class RunConfig(_AlgorithmOptions):
         self.make_periphery()
         self._check_backend()
         self.run_name()
+
+    def _check_model(self):
+        """``--model`` and the options that only an MLP has (before the protocol and defaults are filled in)."""
+        if self.model == "mlp":
+            return
+        if self.model not in MODELS:  # a user's builder: build its network once now, so a bad one fails here
+            from devsim.models import BuilderError, build_network
+
+            try:
+                build_network(self.model, INPUT_SHAPES[self.dataset])
+            except BuilderError as exc:
+                _fail("--model", str(exc))
+        if self.hidden is not None:
+            _fail("--hidden", f"sets the layers of --model mlp; --model {self.model} has its own")
+        if self.protocol is not None:
+            _fail("--protocol", f"{self.protocol} is a procedure for its own MLP; it needs --model mlp")
+        analog = [o for o in (*PERIPHERY_FIELDS[1:], "hidden_threshold", "adc_bits", "r_access", "r_wire")
+                  if getattr(self, o) is not None]
+        if analog or self.periphery != "none":
+            _fail(flag(analog[0]) if analog else "--periphery", f"the analog periphery (AnalogDense) is for --model "
+                  f"mlp; --model {self.model} reads its kernels ideally")
+        side = INPUT_SHAPES[self.dataset][0] if self.crop is None else self.crop
+        smallest = {"lenet5": 12, "vgg8": 8}.get(self.model, 1)
+        if side < smallest:
+            _fail("--crop", f"--model {self.model} needs images of at least {smallest}x{smallest} pixels, got {side}")
+        if self.init is None:
+            self.init = "glorot"  # uniform weights in [-wmax, wmax] saturate a deep network's activations
 
     def _resolve_protocol(self) -> list:
         """Fill the fields left at None from the protocol, then from their fallbacks; returns
@@ -395,7 +436,11 @@ class RunConfig(_AlgorithmOptions):
         if self.layer_lr is not None:
             if not self.optimizer.startswith("neurosim-"):
                 _fail("--layer-lr", f"needs a neurosim-* optimizer (--optimizer), got {self.optimizer}")
-            if len(self.layer_lr) != len(self.hidden) + 1:
+            layers = len(self.hidden) + 1 if self.model == "mlp" else KERNEL_LAYERS.get(self.model)
+            if layers is not None and len(self.layer_lr) != layers and self.model != "mlp":
+                _fail("--layer-lr", f"needs one rate per layer with a kernel ({layers} for --model {self.model}), "
+                      f"got {len(self.layer_lr)}")
+            if self.model == "mlp" and len(self.layer_lr) != len(self.hidden) + 1:
                 _fail("--layer-lr", f"needs one rate per layer ({len(self.hidden) + 1} for --hidden "
                       f"{','.join(map(str, self.hidden))}), got {len(self.layer_lr)}")
         if self.pulse_truncation and self.pulses != "neurosim":
@@ -472,7 +517,9 @@ class RunConfig(_AlgorithmOptions):
         return algorithm
 
     def _check_size(self):
-        """Refuse a network that cannot fit in memory, before anything is allocated."""
+        """Refuse an MLP that cannot fit in memory, before anything is allocated (the CNNs' sizes are fixed)."""
+        if self.model != "mlp":
+            return
         shape = INPUT_SHAPES[self.dataset]
         inputs = self.crop * self.crop * (shape[2] if len(shape) > 2 else 1) if self.crop else math.prod(shape)
         sizes = [inputs, *self.hidden, 10]
@@ -508,12 +555,13 @@ class RunConfig(_AlgorithmOptions):
             return self.name
         how = self.protocol if self.protocol else f"{self.update}-{self.pulses}"
         algorithm = "" if self.algorithm == "sgd" else f"_{self.algorithm}"
-        name = f"{self.dataset}_{self.device_slug()}_{how}{algorithm}_s{self.seed}"
+        network = "" if self.model == "mlp" else "_" + "".join(c if c.isalnum() else "-" for c in self.model)
+        name = f"{self.dataset}{network}_{self.device_slug()}_{how}{algorithm}_s{self.seed}"
         return io.check_name("--device (its name makes the run folder's; give --name)", name)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        d["hidden"] = list(self.hidden)
+        d["hidden"] = list(self.hidden) if self.hidden is not None else None
         if self.layer_lr is not None:
             d["layer_lr"] = list(self.layer_lr)
         return d
@@ -539,9 +587,9 @@ IDENTITY = {
     "protocol": None, "pulse_truncation": False, "images_per_epoch": None, "train_loop": "keras", "layer_lr": None,
     "loss": "crossentropy", "output_activation": "softmax", "gmin_offset": False, "snap_init": True, "skip_zero_rows": False, "count_lost": True, "binarize": None,
     "hidden_threshold": None, "adc_bits": None, "r_access": None, "r_wire": None, "nl_table": False,
-    "preset_levels": "states", "r_on": None, "cell": None,
+    "preset_levels": "states", "r_on": None, "cell": None, "model": "mlp", "train_size": None, "test_size": None,
 }
-"""Options added with the protocols (issue 9) and their values that change nothing: run hashes leave
+"""Options added with the protocols (issue 9) and the models (issue 13) and their values that change nothing: run hashes leave
 them out at these values, so earlier sweeps resume."""
 
 OPTION_FIELDS = {name: f for name, f in parameters(RunConfig).items()}
@@ -549,6 +597,6 @@ OPTION_FIELDS = {name: f for name, f in parameters(RunConfig).items()}
 
 
 def option_spec(name: str):
-    """The `devsim.options.Spec` of a run option (None for names that are not options, e.g. ``model``)."""
+    """The `devsim.options.Spec` of a run option (None for names that are not options, e.g. ``run``)."""
     field = OPTION_FIELDS.get(name)
     return field.metadata.get(SPEC) if field is not None else None

@@ -54,6 +54,7 @@ class Dataset:
         y_test: int64 test labels.
         source: Where the data came from (a path or a loader description).
         fallback: True when devsim fell back to a different dataset than requested.
+        full_sizes: (n_train, n_test) of the full splits when this is a `subset`, else None.
     """
 
     name: str
@@ -64,6 +65,24 @@ class Dataset:
     y_test: np.ndarray
     source: str
     fallback: bool
+    full_sizes: tuple | None = None
+
+    def subset(self, train_size=None, test_size=None) -> "Dataset":
+        """The first ``train_size`` training and ``test_size`` test images (None: all of them).
+
+        Raises:
+            DataError: a size larger than the split (naming ``--train-size`` / ``--test-size``).
+        """
+        if train_size is None and test_size is None:
+            return self
+        sizes = []
+        for option, size, y in (("--train-size", train_size, self.y_train), ("--test-size", test_size, self.y_test)):
+            if size is not None and size > len(y):
+                raise DataError(f"{option}: {self.name} has {len(y)} images in that split, got {size}")
+            sizes.append(len(y) if size is None else int(size))
+        full = self.full_sizes or (len(self.y_train), len(self.y_test))
+        return dataclasses.replace(self, x_train=self.x_train[:sizes[0]], y_train=self.y_train[:sizes[0]],
+                                   x_test=self.x_test[:sizes[1]], y_test=self.y_test[:sizes[1]], full_sizes=full)
 
     def info(self) -> dict:
         """Describe the data for a result file.
@@ -71,7 +90,8 @@ class Dataset:
         Returns:
             A JSON-able dict with name, requested, source, fallback, n_train, n_test,
             input_shape, classes and sha256 (first 16 hex digits of the hash of the
-            bytes of x_train, y_train, x_test and y_test).
+            bytes of x_train, y_train, x_test and y_test); for a `subset`, also
+            ``subset_of``: the sizes of the full splits it was cut from.
         """
         digest = hashlib.sha256()
         for a in (self.x_train, self.y_train, self.x_test, self.y_test):
@@ -79,7 +99,9 @@ class Dataset:
         return {"name": self.name, "requested": self.requested, "source": self.source,
                 "fallback": self.fallback, "n_train": int(len(self.y_train)),
                 "n_test": int(len(self.y_test)), "input_shape": list(self.x_train.shape[1:]),
-                "classes": _NUM_CLASSES, "sha256": digest.hexdigest()[:16]}
+                "classes": _NUM_CLASSES, "sha256": digest.hexdigest()[:16],
+                **({"subset_of": {"n_train": self.full_sizes[0], "n_test": self.full_sizes[1]}}
+                   if self.full_sizes else {})}
 
 
 def _print_to_stderr(message: str) -> None:
@@ -279,7 +301,8 @@ def _load_cifar10(data_dir, label) -> Dataset:
     return _finish("cifar10", "cifar10", (xtr, ytr, xte, yte), source, scale="symmetric")
 
 
-def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, warn=_print_to_stderr) -> Dataset:
+def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, warn=_print_to_stderr,
+                 train_size: int | None = None, test_size: int | None = None) -> Dataset:
     """Load a dataset by name.
 
     Args:
@@ -287,6 +310,8 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, warn=_
         data_dir: Folder holding the dataset files; defaults to ``$DEVSIM_DATA_DIR`` if set.
             When given, the files must be there (no download is attempted).
         warn: Called with a one-line message when devsim falls back to another dataset.
+        train_size, test_size: keep only the first this many images of each split
+            (`Dataset.subset`; None: all).
 
     Returns:
         The loaded `Dataset`.
@@ -298,9 +323,11 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, warn=_
         raise DataError(f"--dataset: unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
     folder, label = _resolve_dir(data_dir)
     if name == "mnist":
-        return _load_mnist(folder, label, warn)
-    if name == "mnist-5k":
-        return _mnist_5k()
-    if name == "fashion-mnist":
-        return _load_fashion(folder, label)
-    return _load_cifar10(folder, label)
+        data = _load_mnist(folder, label, warn)
+    elif name == "mnist-5k":
+        data = _mnist_5k()
+    elif name == "fashion-mnist":
+        data = _load_fashion(folder, label)
+    else:
+        data = _load_cifar10(folder, label)
+    return data.subset(train_size, test_size)

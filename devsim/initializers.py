@@ -13,6 +13,22 @@ from devsim.mapping import ReferenceMapping
 INITS = ("uniform", "glorot")
 
 
+def glorot_weights(shape, seed=None) -> np.ndarray:
+    """Glorot-uniform weights drawn with numpy, the same on every Keras backend::
+
+        receptive = prod(shape[:-2])                       # 1 for a Dense kernel
+        fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+        w ~ U(-limit, limit),  limit = sqrt(6 / (fan_in + fan_out))
+
+    (`keras.initializers.GlorotUniform`'s distribution; its draws depend on the backend.)
+    """
+    shape = tuple(int(d) for d in shape)
+    receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+    fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return np.random.default_rng(seed).uniform(-limit, limit, size=shape).astype(np.float32)
+
+
 def initial_states(shape, device: ExpDevice, method: str = "uniform", seed=None, w_max: float = 1.0):
     """Integer state indices ``p`` (0..N: LTP pulses from Gmin) for a weight tensor.
 
@@ -20,9 +36,9 @@ def initial_states(shape, device: ExpDevice, method: str = "uniform", seed=None,
         shape: weight shape.
         device: the device whose states are meant (its N, and for "glorot" its curve).
         method: ``"uniform"``: every state equally likely (the original study);
-            ``"glorot"``: Glorot-uniform weights snapped to the nearest state of
-            ``device`` under ``w = w_max (2g - 1)``.
-        seed: int seed (numpy ``default_rng`` for "uniform", Keras for "glorot").
+            ``"glorot"``: Glorot-uniform weights (`glorot_weights`) snapped to the
+            nearest state of ``device`` under ``w = w_max (2g - 1)``.
+        seed: int seed (numpy ``default_rng``: the same states on every backend).
         w_max: weight range of the reference mapping (for "glorot").
 
     Returns:
@@ -31,7 +47,7 @@ def initial_states(shape, device: ExpDevice, method: str = "uniform", seed=None,
     if method == "uniform":
         return np.random.default_rng(seed).integers(0, device.num_pulses + 1, size=shape).astype(np.int32)
     if method == "glorot":
-        w = keras.initializers.GlorotUniform(seed=seed)(shape)
+        w = glorot_weights(shape, seed)
         p, _ = device.nearest_state(ReferenceMapping(w_max).conductances(w))
         return ops.convert_to_numpy(p).astype(np.int32)
     raise ValueError(f"init must be one of {', '.join(INITS)}, got {method!r}")

@@ -37,12 +37,12 @@ from devsim.figures import run_figures
 from devsim.figures.labels import MODEL_NAMES
 from devsim.initializers import gmin_offset, initial_states, neurosim_weights
 from devsim.mapping import ReferenceMapping
-from devsim.models import build_mlp
+from devsim.models import build_network, kernel_shapes
 from devsim.online import CompiledLoop, epoch_indices
 from devsim.optimizer import DeviceOptimizer
 
 __all__ = ["RunConfig", "run", "RunFolder", "EpochRecorder", "versions", "linear_twin", "initial_pulse_states",
-           "build_model"]
+           "build_model", "network", "saved_weights"]
 
 def versions() -> dict:
     """Versions of what ran, for config.json: devsim, Python, the Keras backend in use
@@ -162,15 +162,11 @@ def build_model(model_name, device, level_device, config, data, states_p):
     keras.utils.set_random_seed(config.seed)
     mapping = config.weight_mapping()
     reads = config.array_reads(level_device) if device is not None else None  # float: the ideal forward pass
-    model = build_mlp(
-        data.x_train.shape[1:], config.hidden, config.activation, use_bias=config.bias, crop=config.crop,
-        name=f"mlp_{model_name}", output_activation=config.output_activation, reads=reads,
-        binarize=config.binarize, io=config.make_periphery() if device is not None else None, w_max=config.wmax,
-        seed=config.seed,
-    )
-    for layer, kernel in zip([l for l in model.layers if hasattr(l, "kernel")],
+    model = network(config, data.x_train.shape[1:], name=f"{config.model.split(':')[-1]}_{model_name}", reads=reads,
+                    io=config.make_periphery() if device is not None else None)
+    for kernel, value in zip([v for v in model.weights if v.name == "kernel"],
                              _initial_kernels(model_name, device, level_device, config, states_p)):
-        layer.kernel.assign(kernel)
+        kernel.assign(value)
     images = config.images_per_epoch or len(data.y_train)
     steps_per_epoch = images // config.batch_size if config.train_loop == "compiled" else -(-images // config.batch_size)
     inner = _optimizer(config, max(steps_per_epoch, 1), software=device is None)
@@ -224,7 +220,7 @@ def _train_model(model_name, device, level_device, config, data, states_p, on_ro
             data.x_train, data.y_train, epochs=config.epochs, batch_size=config.batch_size, shuffle=True, verbose=0,
             callbacks=callbacks,
         )
-    arrays = {f"w_{l.name}": l.kernel.numpy() for l in model.layers if hasattr(l, "kernel")}
+    arrays = saved_weights(model)
     if device is not None:
         arrays.update({f"g_{k}": v for k, v in optimizer.device_states().items()})
     return recorder.status, arrays
@@ -324,11 +320,33 @@ class RunFolder:
         return self.final
 
 
+def network(config, input_shape, name=None, reads=None, io=None):
+    """The Keras network of a run (``--model``, `devsim.models.build_network`), with the periphery
+    ``reads`` and ``io`` of its device layers (None: the ideal forward pass)."""
+    return build_network(
+        config.model, input_shape, hidden=config.hidden, activation=config.activation, use_bias=config.bias,
+        crop=config.crop, output_activation=config.output_activation, binarize=config.binarize, reads=reads, io=io,
+        w_max=config.wmax, seed=config.seed, name=name,
+    )
+
+
+def saved_weights(model) -> dict:
+    """What a states file keeps of a trained network: every kernel as ``w_<layer>``, and every other
+    weight (biases, normalization: float) as ``f_<layer>/<name>``."""
+    from devsim.tiles import layer_name
+
+    return {(f"w_{layer_name(v)}" if v.name == "kernel" else f"f_{layer_name(v)}/{v.name}"): keras.ops.convert_to_numpy(v)
+            for v in model.weights}
+
+
 def initial_pulse_states(config, device, input_shape):
     """The initial state index ``p`` of every kernel on ``device`` (``"uniform"``: the same for
     every device with the same number of states; ``"glorot"``: the same Glorot weights snapped to
     ``device``'s levels); for ``init="neurosim"`` the initial weights themselves."""
-    shapes = _kernel_shapes(input_shape, config.hidden, config.crop)
+    if config.model == "mlp":
+        shapes = _kernel_shapes(input_shape, config.hidden, config.crop)
+    else:  # the shapes of the network itself (a CNN's, or a user's)
+        shapes = kernel_shapes(network(config, input_shape))
     if config.init == "neurosim":
         return neurosim_weights(shapes, config.seed, config.wmax)
     return [initial_states(shape, device, config.init, seed=config.seed + i, w_max=config.wmax) for i, shape in enumerate(shapes)]
@@ -350,7 +368,8 @@ def run(config: RunConfig, echo=print, warn=None) -> Path:
     """
     warn = warn or (lambda m: print(m, file=sys.stderr))
     device = config.make_device()
-    data = load_dataset(config.dataset, config.data_dir, warn=warn)
+    data = load_dataset(config.dataset, config.data_dir, warn=warn, train_size=config.train_size,
+                        test_size=config.test_size)
     io.check_writable(Path(config.out), "--out")
     with io.folder_lock(Path(config.out) / f".{config.run_name()}.lock", "--name", "run"):
         return _run(config, device, data, echo, warn)

@@ -113,12 +113,12 @@ class StackedCrossEntropy(keras.losses.Loss):
 
 
 def stack_key(config) -> tuple | None:
-    """Runs with the same key can train as one stacked model; None: never stacked (also on a Keras
+    """Runs with the same key can train as one stacked model; None: never stacked (CNNs; also on a Keras
     backend other than TensorFlow: stacked copies equal their runs alone bit for bit only where
     XLA compiles the TensorFlow step, so other backends train every run alone)."""
     if keras.backend.backend() != "tensorflow":
         return None
-    if config.baselines or config.mapping != "reference" or config.make_device().kind != "exp" \
+    if config.model != "mlp" or config.baselines or config.mapping != "reference" or config.make_device().kind != "exp" \
             or config.algorithm != "sgd" or config.make_periphery() is not None:
         return None
     from devsim.config import IDENTITY
@@ -225,7 +225,8 @@ def run_stacked(configs, echo=print, warn=None) -> list:
     config = configs[0]
     stack = len(configs)
     devices = [c.make_device() for c in configs]
-    data = load_dataset(config.dataset, config.data_dir, warn=warn or (lambda m: None))
+    data = load_dataset(config.dataset, config.data_dir, warn=warn or (lambda m: None), train_size=config.train_size,
+                        test_size=config.test_size)
     quiet = lambda line: None  # noqa: E731 - per-run epoch lines would interleave
     folders = [
         RunFolder(c, d, data, {"device": d}, quiet, warn, extra={"stacked_with": [o.run_name() for o in configs]})

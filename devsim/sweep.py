@@ -331,7 +331,7 @@ def run_sweep(
         echo(f"sweep {sweep.name}: {len(runs)} runs, {len(runs) - len(todo)} already finished, {len(todo)} to run "
              f"-> {sweep_dir}/")
         groups = [
-            [dict(c.to_dict(), hidden=list(c.hidden), out=str(sweep_dir), name=h) for h, _, c in group]
+            [dict(c.to_dict(), out=str(sweep_dir), name=h) for h, _, c in group]
             for group in group_runs(todo, stack)
         ]
         if stack > 1 and len(todo) > 1:

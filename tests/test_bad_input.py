@@ -57,6 +57,18 @@ RUN = [
     (["--device", "array.json"], "a_p"),
     (["--device", "huge.json"], "states"),
     (["--device", "list.json"], "--device"),
+    (["--model", "resnet"], "--model"),
+    (["--model", "no_such_module_xyz:build"], "--model"),
+    (["--model", "json:no_such_function"], "--model"),
+    (["--model", "lenet5", "--hidden", "64"], "--hidden"),
+    (["--model", "vgg8", "--adc-bits", "8"], "--adc-bits"),
+    (["--model", "lenet5", "--periphery", "aihwkit"], "--periphery"),
+    (["--model", "lenet5", "--protocol", "neurosim"], "--protocol"),
+    (["--model", "vgg8", "--crop", "4"], "--crop"),
+    (["--model", "lenet5", "--optimizer", "neurosim-sgd", "--layer-lr", "0.1,0.1"], "--layer-lr"),
+    (["--train-size", "0"], "--train-size"),
+    (["--train-size", "4001"], "--train-size"),
+    (["--test-size", "1001"], "--test-size"),
 ]
 
 

@@ -149,3 +149,18 @@ def test_all_failed_sweep_writes_nothing(tmp_path):
     make_sweep(tmp_path / "sw", {"ltp": [0.5, 1.0], "seed": [0]}, failed=(0, 1))
     paths = figures.sweep_figures(tmp_path / "sw", echo=None)
     assert list(paths) == [] and any("skipped 2 failed" in n for n in paths.notes)
+
+
+def test_device_names_on_the_x_axis_are_tilted_when_they_would_overlap(tmp_path):
+    devices = ["ag-si", "taox-hfox", "pcmo", "alox-hfo2", "gst-pcm", "epiram", "hzo-fefet"]
+    make_sweep(tmp_path / "sw", {"device": devices})
+    rows = summary.load_summary(tmp_path / "sw")
+    with style.paper_style():
+        ax = sweep._final_vs_param_figure(rows, "device").axes[0]
+    labels = ax.get_xticklabels()
+    assert sorted(t.get_text() for t in labels) == sorted(devices)
+    assert all(t.get_rotation() == 30 for t in labels)
+    make_sweep(tmp_path / "few", {"update": ["batch", "epoch"]})
+    with style.paper_style():
+        ax = sweep._final_vs_param_figure(summary.load_summary(tmp_path / "few"), "update").axes[0]
+    assert all(t.get_rotation() == 0 for t in ax.get_xticklabels())  # short and few: level

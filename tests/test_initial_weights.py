@@ -8,6 +8,7 @@ import pytest
 
 from devsim import data
 from devsim import run as run_module
+from devsim.initializers import glorot_weights
 from devsim.run import RunConfig, initial_pulse_states, linear_twin
 
 
@@ -38,7 +39,7 @@ def test_glorot_puts_the_same_weights_on_every_models_device(tmp_path, monkeypat
                        epochs=1)
     kernels = initial_kernels(config, tmp_path, monkeypatch)
     for i, shape in enumerate([(784, 16), (16, 10)]):
-        glorot = keras.ops.convert_to_numpy(keras.initializers.GlorotUniform(seed=2 + i)(shape))
+        glorot = glorot_weights(shape, seed=2 + i)
         step = 2 * config.wmax / 63  # a linear level's spacing in weight (64 states: 63 pulses)
         np.testing.assert_allclose(kernels["linear"][i], glorot, atol=step / 2 + 1e-6)
         np.testing.assert_allclose(kernels["float"][i], kernels["linear"][i])  # the float model: the linear levels
@@ -53,3 +54,14 @@ def test_uniform_states_are_shared_by_every_model():
     a = initial_pulse_states(config, device, (28, 28))
     b = initial_pulse_states(config, linear_twin(device), (28, 28))
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_glorot_weights_have_kerass_distribution_for_dense_and_conv_kernels():
+    for shape, fans in (((300, 100), (300, 100)), ((5, 5, 6, 16), (150, 400))):
+        w = glorot_weights(shape, seed=0)
+        limit = np.sqrt(6.0 / sum(fans))
+        assert w.shape == shape and w.dtype == np.float32 and np.abs(w).max() <= limit
+        assert np.abs(w).max() > 0.99 * limit and abs(w.std() - limit / np.sqrt(3)) < 0.03 * limit  # U(-l, l)
+        keras_w = keras.ops.convert_to_numpy(keras.initializers.GlorotUniform(seed=0)(shape))
+        assert np.abs(keras_w).max() <= limit and np.abs(keras_w).max() > 0.99 * limit  # the same bounds
+    np.testing.assert_array_equal(glorot_weights((4, 3), 7), glorot_weights((4, 3), 7))

@@ -92,13 +92,18 @@ def _predict(folder, config, models, data):
     """
     import numpy as np
 
-    from devsim.models import build_mlp
+    from devsim.models import BuilderError, build_network
+    from devsim.tiles import layer_name
 
     cfg = config.get("devsim_run") or {}
     # the float forward pass of the saved weights (a protocol's periphery reads are not replayed)
-    model = build_mlp(data.x_test.shape[1:], tuple(cfg.get("hidden") or (128,)), cfg.get("activation", "relu"),
-                      use_bias=bool(cfg.get("bias")), crop=cfg.get("crop"), name="mlp",
-                      output_activation=cfg.get("output_activation") or "softmax", binarize=cfg.get("binarize"))
+    try:
+        model = build_network(cfg.get("model") or "mlp", data.x_test.shape[1:], hidden=tuple(cfg.get("hidden") or (128,)),
+                              activation=cfg.get("activation", "relu"), use_bias=bool(cfg.get("bias")),
+                              crop=cfg.get("crop"), output_activation=cfg.get("output_activation") or "softmax",
+                              binarize=cfg.get("binarize"))
+    except BuilderError as exc:
+        raise ResultsError(f"{folder / 'config.json'}: 'model': {exc}") from None
     batch = int(cfg.get("eval_batch_size") or 2048)
     probabilities = {}
     for m in models:
@@ -107,19 +112,20 @@ def _predict(folder, config, models, data):
             raise ResultsError(f"{path}: not a NumPy .npz file of saved states")
         try:
             with np.load(path) as arrays:
-                kernels = {key: arrays[key] for key in arrays.files if key.startswith("w_")}
+                saved = {key: arrays[key] for key in arrays.files if key.startswith(("w_", "f_"))}
         except (OSError, ValueError, zipfile.BadZipFile) as exc:
             raise ResultsError(f"{path}: cannot read it ({exc})") from None
-        for layer in model.layers:
-            if not hasattr(layer, "kernel"):
-                continue
-            key = f"w_{layer.name}"
-            if key not in kernels:
+        kernels = [k for k in saved if k.startswith("w_")]
+        for v in model.weights:
+            key = f"w_{layer_name(v)}" if v.name == "kernel" else f"f_{layer_name(v)}/{v.name}"
+            if key not in saved:
+                if v.name != "kernel":
+                    continue  # a states file from before float weights were saved: they keep their initial values
                 raise ResultsError(f"{path}: no {key} (has {', '.join(kernels) or 'no kernels'})")
-            if tuple(kernels[key].shape) != tuple(layer.kernel.shape):
-                raise ResultsError(f"{path}: {key} has shape {kernels[key].shape}, the network from config.json "
-                                   f"needs {tuple(layer.kernel.shape)}")
-            layer.kernel.assign(kernels[key])
+            if tuple(saved[key].shape) != tuple(v.shape):
+                raise ResultsError(f"{path}: {key} has shape {saved[key].shape}, the network from config.json "
+                                   f"needs {tuple(v.shape)}")
+            v.assign(saved[key])
         probabilities[m] = np.asarray(model.predict(data.x_test, batch_size=batch, verbose=0))
     return probabilities
 
@@ -130,10 +136,11 @@ def run_figures(run_folder, out=None, n=16, warn=None, predictions=True) -> Figu
     Writes ``accuracy``, ``conductance`` and, for each model in config["models"] with a
     ``states_<model>.npz``, ``predictions_<model>`` (the first `n` test images) and
     ``confusion_<model>`` (all test images). The network is rebuilt with
-    `devsim.models.build_mlp` from config["devsim_run"] and its kernels set from the
-    ``w_<layer>`` arrays; the test set is the dataset actually used
-    (config["dataset"]["name"]). Biases are not saved: a run with ``bias`` true is
-    predicted with zero biases, and a warning says so. If the data cannot be loaded, the
+    `devsim.models.build_network` from config["devsim_run"] (its ``model``) and its
+    kernels set from the ``w_<layer>`` arrays, its float weights (biases, normalization)
+    from the ``f_<layer>/<name>`` arrays; the test set is the dataset actually used
+    (config["dataset"]["name"], the same subset). States files from before float weights
+    were saved predict a run with ``bias`` true with zero biases, and a warning says so. If the data cannot be loaded, the
     prediction figures are skipped with a warning. An unfinished run (config.json status
     "running", a ``.partial`` folder) is drawn as far as it got, with one warning saying so.
 
@@ -195,7 +202,7 @@ def run_figures(run_folder, out=None, n=16, warn=None, predictions=True) -> Figu
     probabilities = {}
     data = _load_test_set(folder, config, note) if trained else None
     if data is not None:
-        if cfg.get("bias"):
+        if cfg.get("bias") and not _saves_float_weights(folder, trained):
             note(f"{folder}: the run has biases but they are not saved; predictions use zero biases")
         probabilities = _predict(folder, config, trained, data)
 
@@ -218,7 +225,8 @@ def run_figures(run_folder, out=None, n=16, warn=None, predictions=True) -> Figu
         y_pred = probs.argmax(axis=1)
         accuracy = float(np.mean(y_pred == data.y_test))
         recorded = (final.get(m) or {}).get("test_accuracy")
-        if recorded is not None and abs(recorded - accuracy) > 0.005 and not device.read_noise and not cfg.get("bias"):
+        if recorded is not None and abs(recorded - accuracy) > 0.005 and not device.read_noise and not (
+                cfg.get("bias") and not _saves_float_weights(folder, trained)):
             note(f"{folder}: the saved {m} kernels give test accuracy {accuracy:.4f}, the run recorded {recorded:.4f}")
         label = labels.get(m, m)
         paths += plot_predictions(data.x_test[:n], data.y_test[:n], probs[:n], out / f"predictions_{m}", n=n,
@@ -228,6 +236,14 @@ def run_figures(run_folder, out=None, n=16, warn=None, predictions=True) -> Figu
     return paths
 
 
+def _saves_float_weights(folder, models):
+    """Whether the states files hold the float weights (``f_*``: biases, normalization) too."""
+    import numpy as np
+
+    with np.load(folder / f"states_{models[0]}.npz") as arrays:
+        return any(k.startswith("f_") for k in arrays.files)
+
+
 def _load_test_set(folder, config, note):
     """The dataset the run used (None, with a note, if it cannot be loaded)."""
     from devsim.data import DataError, load_dataset
@@ -235,7 +251,8 @@ def _load_test_set(folder, config, note):
     cfg = config.get("devsim_run") or {}
     dataset = (config.get("dataset") or {}).get("name") or cfg.get("dataset", "mnist")
     try:
-        data = load_dataset(dataset, cfg.get("data_dir"), warn=note)
+        data = load_dataset(dataset, cfg.get("data_dir"), warn=note, train_size=cfg.get("train_size"),
+                            test_size=cfg.get("test_size"))
     except DataError as exc:
         note(f"{folder}: cannot load the test set ({exc}); predictions and confusion figures skipped")
         return None

@@ -365,7 +365,11 @@ def _final_vs_param_figure(rows, x, line=None, metric="final", model="device", p
         labels.append("∞")
     order = np.argsort(ticks)
     ax.xaxis.set_major_locator(FixedLocator([ticks[j] for j in order]))
-    _enlarge_inf(ax.set_xticklabels([labels[j] for j in order]))
+    texts = [labels[j] for j in order]
+    # text categories (device names) side by side overlap beyond about 6 characters each on this width
+    rotate = scale == "categorical" and sum(len(t) for t in texts) > 6 * len(texts) and len(texts) > 3
+    _enlarge_inf(ax.set_xticklabels(texts, rotation=30 if rotate else 0, ha="right" if rotate else "center",
+                                    rotation_mode="anchor" if rotate else "default"))
     ax.xaxis.set_minor_locator(NullLocator())
     if scale == "categorical":
         ax.set_xlim(-0.5, len(all_x) - 0.5)
