@@ -10,7 +10,7 @@ set, so its peak resident memory (``ru_maxrss``) is its own. A worker builds
 the network (`devsim.models`), random inputs of the dataset's shape (the time
 does not depend on the pixel values), compiles it as ``devsim run --update batch``
 does (`DeviceOptimizer` with stochastic pulses, C2C 0.02, ``steps_per_execution``
-= the timed steps), trains warm-up steps, then times ``--images`` images at
+= the timed steps; 1 on torch, which allows no other), trains warm-up steps, then times ``--images`` images at
 batch 32 for ``--epochs`` passes. It reports seconds per 1000 images, the
 seconds of a full epoch (60,000 images for LeNet-5 on MNIST/Fashion-MNIST,
 50,000 for VGG-8 on CIFAR-10: extrapolated linearly from the timed images),
@@ -117,11 +117,12 @@ def worker(spec: dict) -> dict:
         state_floats = state_numbers(optimizer) / weights
     else:
         optimizer = inner
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", steps_per_execution=steps)
+    spe = 1 if keras.backend.backend() == "torch" else steps  # Keras's torch trainer runs one step per call
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", steps_per_execution=spe)
     callbacks = [devsim.ProgramDevices()] if spec["kind"] == "device" else []
     warm = spec["warmup"] * batch
     model.fit(x[:warm], y[:warm], batch_size=batch, epochs=1, verbose=0, shuffle=False, callbacks=callbacks)
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", steps_per_execution=steps)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", steps_per_execution=spe)
     model.fit(x[:batch * steps], y[:batch * steps], batch_size=batch, epochs=1, verbose=0, shuffle=False,
               callbacks=callbacks)  # traces the timed program once
     seconds = []
