@@ -479,4 +479,8 @@ def _results(groups, client):
         for group in groups
     ]
     for future in as_completed(futures):
-        yield future.result()
+        result = future.result()
+        # Forget the result on the cluster at once: a worker that dies while it still holds a fetched
+        # result would otherwise make the scheduler recompute it, re-running finished runs behind our back.
+        future.cancel()
+        yield result

@@ -164,7 +164,8 @@ DASK = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
 
 @pytest.fixture
 def dask_cluster(tmp_path):
-    """A real `dask scheduler` and two `dask worker` processes on 127.0.0.1."""
+    """A real `dask scheduler` and two `dask worker` processes on 127.0.0.1, without nannies: killing one
+    kills the worker itself (a nanny's worker child outlives a SIGKILL of its nanny and goes on writing)."""
     scheduler_file = tmp_path / "scheduler.json"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", DASK_DISTRIBUTED__WORKER__DAEMON="False")
     log = open(tmp_path / "dask.log", "w")
@@ -175,7 +176,7 @@ def dask_cluster(tmp_path):
         time.sleep(0.2)
     address = json.loads(scheduler_file.read_text())["address"]
     workers = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
-                                 "--no-dashboard", "--host", "127.0.0.1", "--name", f"w{i}"], stdout=log, stderr=log, env=env)
+                                 "--no-nanny", "--no-dashboard", "--host", "127.0.0.1", "--name", f"w{i}"], stdout=log, stderr=log, env=env)
                for i in range(2)]
     procs += workers
     from distributed import Client
