@@ -118,6 +118,11 @@ def stack_key(config) -> tuple | None:
     XLA compiles the TensorFlow step, so other backends train every run alone)."""
     if keras.backend.backend() != "tensorflow":
         return None
+    return compatible_key(config)
+
+
+def compatible_key(config) -> tuple | None:
+    """`stack_key` on TensorFlow: runs with the same key could be stacked; None: never (whatever the backend)."""
     if config.model != "mlp" or config.baselines or config.mapping != "reference" or config.make_device().kind != "exp" \
             or config.algorithm != "sgd" or config.make_periphery() is not None:
         return None

@@ -337,7 +337,7 @@ def run_sweep(
         if stack > 1 and len(todo) > 1:
             from devsim import backends
 
-            if backends.name() != "tensorflow":
+            if backends.name() != "tensorflow" and _could_stack(todo):
                 echo(f"note: --stack: stacked training needs KERAS_BACKEND=tensorflow; on {backends.name()} every run "
                      "trains alone")
         if any(len(g) > 1 for g in groups):
@@ -385,6 +385,14 @@ def execute_group(payloads: list) -> list:
         results.append({"hash": folder.name, "status": record["status"], "seconds": seconds, "error": None,
                         "test_accuracy": record["final"].get("device", {}).get("test_accuracy")})
     return results
+
+
+def _could_stack(todo) -> bool:
+    """Whether two of the runs could train stacked on TensorFlow (`devsim.stacked.compatible_key`)."""
+    from devsim.stacked import compatible_key
+
+    keys = [k for k in (compatible_key(item[2]) for item in todo) if k is not None]
+    return len(keys) != len(set(keys))
 
 
 def group_runs(todo, stack: int) -> list:
