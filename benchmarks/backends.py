@@ -151,24 +151,10 @@ def worker(args):
         model, optimizer, callbacks = build(net, args.tool)
         model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 
-        class Timer(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.seconds, self.cpu, self.loss = [], [], []
-
-            def on_epoch_begin(self, epoch, logs=None):
-                self._clock = common.Clock().__enter__()
-
-            def on_epoch_end(self, epoch, logs=None):
-                self._clock.__exit__()
-                self.seconds.append(self._clock.wall)
-                self.cpu.append(self._clock.cpu)
-                self.loss.append(float((logs or {}).get("loss", float("nan"))))
-
         with common.Clock() as warm:
             m = min(n, args.warmup_steps * b)
             model.fit(x[:m], y[:m], batch_size=b, epochs=1, shuffle=True, verbose=0, callbacks=callbacks)
-        timer = Timer()
+        timer = common.epoch_timer()
         model.fit(x, y, batch_size=b, epochs=args.epochs, shuffle=True, verbose=0, callbacks=[*callbacks, timer])
         logits = model.predict(x[:1000], batch_size=1000, verbose=0)  # a sanity check, not timed
         common.emit({

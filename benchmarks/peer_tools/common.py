@@ -98,6 +98,28 @@ class Clock:
         self.cpu = time.process_time() - self.cpu0
 
 
+def epoch_timer():
+    """A Keras callback that records each epoch's wall and CPU seconds and its loss (Keras workers only:
+    keras is imported here, not at the top, so torch workers can import this module)."""
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds, self.cpu, self.loss = [], [], []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._clock = Clock().__enter__()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self._clock.__exit__()
+            self.seconds.append(self._clock.wall)
+            self.cpu.append(self._clock.cpu)
+            self.loss.append(float((logs or {}).get("loss", float("nan"))))
+
+    return EpochTimer()
+
+
 def finite(x):
     """Strict JSON: NaN and infinities become None (recursively)."""
     if isinstance(x, float):

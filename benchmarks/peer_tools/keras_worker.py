@@ -217,20 +217,6 @@ def run(args):
     model, optimizer, callbacks = build(args)
     model.compile(optimizer, "sparse_categorical_crossentropy", jit_compile=jit, steps_per_execution=spe)
 
-    class Timer(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.seconds, self.cpu, self.loss = [], [], []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._clock = common.Clock().__enter__()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self._clock.__exit__()
-            self.seconds.append(self._clock.wall)
-            self.cpu.append(self._clock.cpu)
-            self.loss.append(float((logs or {}).get("loss", float("nan"))))
-
     def fit(xs, ys, epochs, timer=None):
         extra = [timer] if timer else []
         if args.data_pipeline == "tfdata":
@@ -244,7 +230,7 @@ def run(args):
         else:
             m = min(n, args.warmup_steps * b)
             fit(x[:m], y[:m], 1)
-    timer = Timer()
+    timer = common.epoch_timer()
     fit(x, y, args.epochs, timer)
     probabilities = model.predict(x[:1000], batch_size=1000, verbose=0)  # a sanity check, not timed
     accuracy = float(np.mean(np.argmax(probabilities, 1) == y[:1000]))
