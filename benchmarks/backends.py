@@ -28,7 +28,8 @@ its timed epochs. Threads are pinned the same for every backend:
 OMP/MKL/OPENBLAS_NUM_THREADS, TF's intra- and inter-op threads,
 torch.set_num_threads and set_num_interop_threads, and for JAX XLA's CPU
 thread pool (``--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1``
-at 1 thread), all = --threads. Within a repeat every (backend, tool) runs once,
+at 1 thread), all = --threads, and every worker restricted to that many cores
+(sched_setaffinity; without it JAX's CPU client still uses every core). Within a repeat every (backend, tool) runs once,
 back to back, in an order rotated each repeat; the ratios to TensorFlow are
 taken per repeat (minutes apart at most), their median over repeats reported.
 
@@ -177,8 +178,7 @@ def worker_env(backend, threads, accelerator):
                  "TF_NUM_INTEROP_THREADS"):
         env[name] = str(threads)
     if threads == 1:  # JAX's XLA CPU client: one thread for the computations (it has no thread-count setting)
-        flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {flags}".strip()
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {common.JAX_ONE_THREAD_FLAGS}".strip()
     if accelerator == "cpu":
         env.update(CUDA_VISIBLE_DEVICES="", JAX_PLATFORMS="cpu")
     return env
@@ -195,7 +195,7 @@ def run_worker(args, backend, tool, threads):
     started = time.perf_counter()
     try:
         done = subprocess.run(command, env=worker_env(backend, threads, args.accelerator), capture_output=True,
-                              text=True, timeout=args.timeout, cwd=ROOT)
+                              text=True, timeout=args.timeout, cwd=ROOT, preexec_fn=common.pin_cores(threads))
         stdout, error = done.stdout, None
         if done.returncode:
             error = f"exit {done.returncode}: {((done.stderr or '').strip().splitlines() or ['(no output)'])[-1][:300]}"
@@ -372,7 +372,8 @@ def main(argv=None):
                 "thread_pinning": "OMP/MKL/OPENBLAS_NUM_THREADS, TF_NUM_INTRA/INTEROP_THREADS, tf.config.threading "
                                   "intra and inter op, torch.set_num_threads and set_num_interop_threads = threads; "
                                   "JAX at 1 thread: XLA_FLAGS --xla_cpu_multi_thread_eigen=false "
-                                  "intra_op_parallelism_threads=1"},
+                                  "intra_op_parallelism_threads=1; every worker restricted to that many cores "
+                                  "(sched_setaffinity)"},
         "machine": machine, "versions": versions, "table": table, "runs": raw,
         "seconds": time.perf_counter() - started,
     }

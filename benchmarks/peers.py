@@ -1,13 +1,16 @@
 """devsim against its peers: float PyTorch, aihwkit, float Keras, per epoch.
 
-    python benchmarks/peers.py                 # ~8 minutes on 2 idle cores (far more when they are busy)
+    python benchmarks/peers.py                 # ~17 minutes on 2 idle cores (far more when they are busy)
     python benchmarks/peers.py --repeats 5 --epochs 2   # tighter medians
     python benchmarks/peers.py --quick         # ~2 minutes: 784-128-10 and 784-512-512-10, 1 thread, 1 repeat
 
 One driver; every measurement is a fresh subprocess that trains one tool on
 one network with its threads pinned (OMP/MKL/OpenBLAS_NUM_THREADS,
 torch.set_num_threads + set_num_interop_threads, TF intra- and inter-op
-threads, all = --threads). Within one repeat every tool runs once per
+threads, all = --threads) and the process restricted to that many cores
+(sched_setaffinity: JAX's CPU client ignores thread settings and sizes its
+pools from the cores it may use). The ``-jax`` tools run the same Keras and
+devsim code with KERAS_BACKEND=jax. Within one repeat every tool runs once per
 (network, threads) cell, back to back, in an order rotated every repeat; the
 table gives, per cell, the median seconds per epoch over all timed epochs and
 the median over repeats of (tool / torch float of the same repeat), so the
@@ -28,6 +31,8 @@ reads), batch 32, SGD lr 0.1, cross-entropy, no biases, ReLU hidden layers:
                           update="batch") + ProgramDevices(), Keras defaults
     devsim-c2c            the same with c2c=0.02
     devsim-c2c-jit-spe    devsim-c2c with jit_compile=True, steps_per_execution=<whole epoch>
+    keras-jax, devsim-jax, devsim-c2c-jax
+                          keras, devsim, devsim-c2c with KERAS_BACKEND=jax (the whole step jit-ted)
 
 torch and aihwkit run in a second venv (--peers-python, default
 /work/peers-venv/bin/python; see benchmarks/README.md); tools that do not
@@ -87,10 +92,18 @@ TOOLS = {
     "keras-epoch": ("keras", "keras-epoch", []),
     "devsim-epoch": ("keras", "devsim-epoch", []),
     "devsim-c2c-epoch": ("keras", "devsim-c2c-epoch", []),
+    # the same Keras and devsim tools on Keras's JAX backend (the whole train step jax.jit-ted, one step per call)
+    "keras-jax": ("keras", "keras", []),
+    "devsim-jax": ("keras", "devsim", []),
+    "devsim-c2c-jax": ("keras", "devsim-c2c", []),
 }
+BACKEND = {tool: "jax" for tool in TOOLS if tool.endswith("-jax")}
+"""Tools that run on another Keras backend than TensorFlow (``KERAS_BACKEND`` of their worker)."""
 DEFAULT_TOOLS = ("torch", "aihwkit-constantstep", "aihwkit-expstep", "keras", "keras-spe", "keras-jit-spe",
-                 "devsim", "devsim-c2c", "devsim-c2c-spe", "devsim-c2c-jit-spe")
-SAMPLE_TOOLS = ("torch", "aihwkit-expstep", "keras", "keras-jit-spe", "devsim-c2c", "devsim-c2c-jit-spe")
+                 "devsim", "devsim-c2c", "devsim-c2c-spe", "devsim-c2c-jit-spe", "keras-jax", "devsim-jax",
+                 "devsim-c2c-jax")
+SAMPLE_TOOLS = ("torch", "aihwkit-expstep", "keras", "keras-jit-spe", "devsim-c2c", "devsim-c2c-jit-spe",
+                "devsim-c2c-jax")
 SAMPLE_BATCHES = {1: 500, 32: 4000, 256: 3840}  # batch: images per epoch (whole batches only)
 
 # The issue's figures (seconds per epoch, 1 thread, measured side by side earlier), for tools not importable here.
@@ -113,14 +126,17 @@ def worker_command(args, tool, nets, threads, batch="32", images="0", epochs=Non
             "--warmup-steps", str(args.warmup_steps if warmup_steps is None else warmup_steps), *extra]
 
 
-def worker_env(threads):
+def worker_env(threads, backend="tensorflow"):
     env = dict(os.environ)
+    env["KERAS_BACKEND"] = backend
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     env["PYTHONHASHSEED"] = "0"
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
                  "TF_NUM_INTEROP_THREADS"):
         env[name] = str(threads)
+    if backend == "jax" and threads == 1:  # JAX's XLA CPU client has no thread-count setting but these flags
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {common.JAX_ONE_THREAD_FLAGS}".strip()
     return env
 
 
@@ -150,13 +166,14 @@ def wait_for_cores(threads, wait):
         time.sleep(2)
 
 
-def run_worker(command, threads, timeout, wait=0.0):
+def run_worker(command, threads, timeout, wait=0.0, backend="tensorflow"):
     """Results of one worker process: one dict per network (and batch size) it trained."""
     busy = wait_for_cores(threads, wait)
     started = time.perf_counter()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     try:
-        done = subprocess.run(command, env=worker_env(threads), capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(command, env=worker_env(threads, backend), capture_output=True, text=True,
+                              timeout=timeout, preexec_fn=common.pin_cores(threads))
         stdout, error = done.stdout, None
         if done.returncode:
             error = f"exit {done.returncode}: {((done.stderr or '').strip().splitlines() or ['(no output)'])[-1][:300]}"
@@ -170,6 +187,7 @@ def run_worker(command, threads, timeout, wait=0.0):
             result["process_seconds"] = time.perf_counter() - started
             result["loadavg_1min_before"] = load
             result["busy_cores_before"] = busy  # by other processes, measured just before the worker started
+            result["cores_allowed"] = threads if common.pin_cores(threads) else None  # sched_setaffinity
             results.append(result)
     return results, error
 
@@ -362,7 +380,8 @@ def main(argv=None):
         for t in threads:
             k = (rep * len(threads) + threads.index(t)) % len(tools)
             for tool in tools[k:] + tools[:k]:  # rotated: no tool always runs first or after the same one
-                results, error = run_worker(worker_command(args, tool, nets, t), t, args.timeout, args.wait_idle)
+                results, error = run_worker(worker_command(args, tool, nets, t), t, args.timeout, args.wait_idle,
+                                            BACKEND.get(tool, "tensorflow"))
                 by_net = {r["net"]: r for r in results}
                 for net in nets:
                     result = by_net.get(net, {"error": error or "no result"})
@@ -387,7 +406,7 @@ def main(argv=None):
         k = rep % len(sample_tools)
         for tool in sample_tools[k:] + sample_tools[:k]:
             results, error = run_worker(worker_command(args, tool, sample_nets, 1, batches, images, epochs=args.epochs),
-                                        1, args.timeout, args.wait_idle)
+                                        1, args.timeout, args.wait_idle, BACKEND.get(tool, "tensorflow"))
             for r in results:
                 r.update(repeat=rep, name=tool, threads=1, samples_run=True)
                 raw.append(r)
@@ -412,8 +431,10 @@ def main(argv=None):
                 "warmup_steps": args.warmup_steps, "timed_epochs": args.epochs, "timed_epochs_large": args.large_epochs,
                 "repeats": args.repeats, "threads": threads, "nets": {n: common.weights_of(n) for n in nets},
                 "thread_pinning": "OMP/MKL/OPENBLAS_NUM_THREADS, TF_NUM_INTRA/INTEROP_THREADS, torch.set_num_threads "
-                                  "and set_num_interop_threads, tf.config.threading intra and inter op = threads",
-                "tools": {t: " ".join([TOOLS[t][1], *TOOLS[t][2]]) for t in tools}},
+                                  "and set_num_interop_threads, tf.config.threading intra and inter op = threads; "
+                                  "every worker restricted to that many cores (sched_setaffinity)",
+                "tools": {t: " ".join([TOOLS[t][1], *TOOLS[t][2]]) + (f" (KERAS_BACKEND={BACKEND[t]})" if t in BACKEND else "")
+                          for t in tools}},
         "machine": machine, "versions": versions,
         "notes": {k: v for k, v in notes.items() if not k.startswith("_")}, "skipped": notes["_skipped"],
         "reference_seconds_per_epoch_1_thread": REFERENCE,

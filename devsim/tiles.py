@@ -270,13 +270,16 @@ class DeviceTile:
                 # one tensor holds every per-element result, so XLA computes the update once (not once
                 # per consumer: the scatter, the weights and each counter)
                 parts = [g_new, w_new]
-                if self.count_pulses:
-                    lost_terms = [ops.abs(n) - n_lost, n_lost] if self.count_lost else [ops.zeros_like(n)] * 2
-                    parts += [*lost_terms, ops.relu(n), ops.relu(-n)]
+                if self.count_pulses and self.count_lost:
+                    parts += [ops.abs(n) - n_lost, n_lost]
                 out = tf.stack(parts)
                 counts = [ops.zeros((), "int64")] * 4
                 if self.count_pulses:
-                    counts = tf.unstack(tf.cast(tf.reduce_sum(out[2:], axis=(1, 2)), tf.int64))
+                    # LTP and LTD from the pulse counts themselves (cheap to recompute, unlike the device math)
+                    sent = tf.cast(tf.stack([tf.reduce_sum(tf.nn.relu(n)), tf.reduce_sum(tf.nn.relu(-n))]), tf.int64)
+                    lost = (tf.unstack(tf.cast(tf.reduce_sum(out[2:], axis=(1, 2)), tf.int64)) if self.count_lost
+                            else counts[:2])
+                    counts = [*lost, *tf.unstack(sent)]
                 g_new, w_new = out[0], ops.cast(out[1], self.variable.dtype)
                 if size == rows:
                     return (g_new, w_new, *counts)

@@ -4,30 +4,12 @@ import json
 
 import pytest
 
-from devsim import data
-from devsim.cli import main
 from devsim.config import RunConfig
 from devsim.sweep import run_hash
+from cli_helpers import call, offline  # noqa: F401  (offline: an autouse fixture)
 
 SMALL = ["--dataset", "mnist-5k", "--epochs", "1", "--hidden", "8", "--states", "21", "--update", "batch",
          "--no-baselines", "--crop", "10"]
-
-
-def call(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
-
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch, tmp_path_factory):
-    def offline(name):
-        raise OSError("URL fetch failure (offline in tests)")
-
-    monkeypatch.setattr(data, "_keras_load", offline)
-    monkeypatch.setattr(data, "_keras_cache_dir", lambda: tmp_path_factory.mktemp("cache"))
-    monkeypatch.delenv("DEVSIM_DATA_DIR", raising=False)
 
 
 @pytest.mark.parametrize("argv, flag", [

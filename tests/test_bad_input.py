@@ -8,22 +8,7 @@ import time
 
 import pytest
 
-from devsim import data
-from devsim.cli import main
-
-
-def call(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch, tmp_path_factory):
-    monkeypatch.setattr(data, "_keras_load", lambda name: (_ for _ in ()).throw(OSError("offline in tests")))
-    monkeypatch.setattr(data, "_keras_cache_dir", lambda: tmp_path_factory.mktemp("cache"))
-    monkeypatch.delenv("DEVSIM_DATA_DIR", raising=False)
+from cli_helpers import call, offline  # noqa: F401  (offline: an autouse fixture)
 
 
 DEVICE_FILES = {

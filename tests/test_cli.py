@@ -6,33 +6,14 @@ import json
 import numpy as np
 import pytest
 
-from devsim import data
-from devsim.cli import main
+from cli_helpers import call, offline  # noqa: F401  (offline: an autouse fixture)
 
 SMALL = ["--dataset", "mnist-5k", "--epochs", "2", "--hidden", "16", "--states", "21"]
-
-
-def call(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
 
 
 def read_history(folder):
     with open(folder / "history.csv") as f:
         return list(csv.DictReader(f))
-
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch, tmp_path_factory):
-    """MNIST never downloads in tests: the Keras loader fails as it does offline."""
-    def offline(name):
-        raise OSError("URL fetch failure (offline in tests)")
-
-    monkeypatch.setattr(data, "_keras_load", offline)
-    monkeypatch.setattr(data, "_keras_cache_dir", lambda: tmp_path_factory.mktemp("cache"))
-    monkeypatch.delenv("DEVSIM_DATA_DIR", raising=False)
 
 
 def test_run_writes_results_folder(tmp_path, capsys):

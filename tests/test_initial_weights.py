@@ -4,17 +4,11 @@ import dataclasses
 
 import keras
 import numpy as np
-import pytest
 
-from devsim import data
 from devsim import run as run_module
 from devsim.initializers import glorot_weights
 from devsim.run import RunConfig, initial_pulse_states, linear_twin
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    monkeypatch.setattr(data, "_keras_load", lambda name: (_ for _ in ()).throw(OSError("offline")))
+from cli_helpers import offline  # noqa: F401  (offline: an autouse fixture)
 
 
 def initial_kernels(config, tmp_path, monkeypatch):

@@ -223,7 +223,7 @@ def test_config_refuses_curvature_options_for_a_table(tmp_path):
 
 # ----------------------------------------------------------------------------- command line
 
-from test_cli import call, no_network  # noqa: E402,F401 - the offline MNIST fixture
+from cli_helpers import call, offline  # noqa: E402,F401 - offline: an autouse fixture
 
 
 def write_pulses(path, data):

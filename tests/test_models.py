@@ -7,24 +7,9 @@ import pickle
 import numpy as np
 import pytest
 
-from devsim import data
-from devsim.cli import main
 from devsim.mapping import ReferenceMapping
 from devsim.models import build_lenet5, build_network, build_vgg8, kernel_shapes
-
-
-def call(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch, tmp_path_factory):
-    monkeypatch.setattr(data, "_keras_load", lambda name: (_ for _ in ()).throw(OSError("offline in tests")))
-    monkeypatch.setattr(data, "_keras_cache_dir", lambda: tmp_path_factory.mktemp("cache"))
-    monkeypatch.delenv("DEVSIM_DATA_DIR", raising=False)
+from cli_helpers import call, offline  # noqa: F401  (offline: an autouse fixture)
 
 
 def test_vgg8_is_dnn_neurosim_v21s_network():

@@ -16,9 +16,7 @@ import numpy as np
 import pytest
 
 import neurosim_reference as ref
-from devsim import data as data_mod
 from devsim import noise
-from devsim.cli import main
 from devsim.config import IDENTITY, RunConfig
 from devsim.data import Dataset
 from devsim.initializers import glibc_rand, neurosim_weights
@@ -29,26 +27,9 @@ from devsim.periphery import AnalogDense, ArrayReads
 from devsim.pulses import neurosim_pulses
 from devsim.run import build_model, initial_pulse_states
 from devsim.sweep import run_hash
+from cli_helpers import call, offline  # noqa: F401  (offline: an autouse fixture)
 
 N_IN, N_HIDDEN, N_IMAGES = 16, 8, 6
-
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch, tmp_path_factory):
-    """MNIST never downloads in tests: the Keras loader fails as it does offline."""
-    def offline(name):
-        raise OSError("URL fetch failure (offline in tests)")
-
-    monkeypatch.setattr(data_mod, "_keras_load", offline)
-    monkeypatch.setattr(data_mod, "_keras_cache_dir", lambda: tmp_path_factory.mktemp("cache"))
-    monkeypatch.delenv("DEVSIM_DATA_DIR", raising=False)
-
-
-def call(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
 
 
 def tiny_data(seed=3):

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from devsim import data
 from devsim.run import RunConfig, run
 from devsim.stacked import run_stacked, stack_key
+from cli_helpers import offline  # noqa: F401  (offline: an autouse fixture)
 
 BASE = dict(dataset="mnist-5k", epochs=2, hidden=(12,), states=33, baselines=False, seed=3)
 
@@ -16,11 +16,6 @@ BASE = dict(dataset="mnist-5k", epochs=2, hidden=(12,), states=33, baselines=Fal
 def history(folder):
     with open(folder / "history.csv") as f:
         return list(csv.DictReader(f))
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    monkeypatch.setattr(data, "_keras_load", lambda name: (_ for _ in ()).throw(OSError("offline")))
 
 
 @pytest.mark.slow

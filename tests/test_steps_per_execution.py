@@ -6,15 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from devsim import data
 from devsim.run import RunConfig, run
+from cli_helpers import offline  # noqa: F401  (offline: an autouse fixture)
 
 BASE = dict(dataset="mnist-5k", epochs=2, hidden=(12,), states=33, seed=4, lr=0.05)
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    monkeypatch.setattr(data, "_keras_load", lambda name: (_ for _ in ()).throw(OSError("offline")))
 
 
 def one_step_per_call(monkeypatch):

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from devsim import data, sweep as sweep_mod
+from devsim import sweep as sweep_mod
 from devsim.cli import main
 from devsim.errors import ConfigError
 from devsim.sweep import Sweep, parse_list, run_hash, run_sweep
+from cli_helpers import offline  # noqa: F401  (offline: an autouse fixture)
 
 TINY = {"dataset": "mnist-5k", "epochs": 1, "hidden": (8,), "states": 21, "baselines": False}
 
@@ -31,11 +32,6 @@ def histories(folder):
     for d in sorted(p for p in folder.iterdir() if (p / "history.csv").exists()):
         out[d.name] = [{k: v for k, v in r.items() if k != "seconds"} for r in read_csv(d / "history.csv")]
     return out
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    monkeypatch.setattr(data, "_keras_load", lambda name: (_ for _ in ()).throw(OSError("offline")))
 
 
 def test_parse_lists():

@@ -17,12 +17,29 @@ import time
 
 RESULT_PREFIX = "PEERS_RESULT "
 
+JAX_ONE_THREAD_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+"""XLA_FLAGS that keep JAX's CPU computations on one thread (its client has no thread-count setting)."""
+
 
 def pin_thread_env(threads: int) -> None:
     """Environment of every worker, set before any numeric library loads (the driver sets it too)."""
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
                  "TF_NUM_INTEROP_THREADS"):
         os.environ[name] = str(threads)
+
+
+def pin_cores(threads: int):
+    """A ``preexec_fn`` for `subprocess.run` that restricts the worker to its first ``threads`` cores
+    (``os.sched_setaffinity``), or None where that is not possible. Thread-count settings alone do not
+    bound every library: JAX's CPU client sizes its pools from the cores it may run on."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cores = sorted(os.sched_getaffinity(0))[: max(1, int(threads))]
+
+    def pin():
+        os.sched_setaffinity(0, cores)
+
+    return pin
 
 
 def parse_args(argv=None):

@@ -187,11 +187,15 @@ def main():
     common.pin_thread_env(args.threads)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
-    import numpy as np
-    import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    elif keras.backend.backend() != "jax" or args.tool.startswith("tf-") or args.tool.endswith("-epoch"):
+        raise SystemExit(f"--tool {args.tool} runs on TensorFlow (or keras, devsim, devsim-c2c on JAX), "
+                         f"not on KERAS_BACKEND={keras.backend.backend()}")
     for one in common.configs(args):
         keras.backend.clear_session()
         run(one)
@@ -200,10 +204,11 @@ def main():
 def run(args):
     import keras
     import numpy as np
-    import tensorflow as tf
 
     x, y = common.load_data(args)
     if args.tool.startswith("tf-") or args.tool.endswith("-epoch"):
+        import tensorflow as tf
+
         run = plain_tf if args.tool.startswith("tf-") else epoch_loop
         common.emit({"tool": args.tool, "net": args.net, "threads": args.threads, "batch": args.batch,
                      "images": len(y), **run(args, x, y),
@@ -234,20 +239,29 @@ def run(args):
     fit(x, y, args.epochs, timer)
     probabilities = model.predict(x[:1000], batch_size=1000, verbose=0)  # a sanity check, not timed
     accuracy = float(np.mean(np.argmax(probabilities, 1) == y[:1000]))
-    versions = {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__}
+    from devsim import backends
+
+    backend = keras.backend.backend()
+    versions = {**backends.backend_versions(), "keras": keras.__version__, "numpy": np.__version__}
     if args.tool.startswith("devsim"):
         import devsim
 
         versions["devsim"] = devsim.__version__
         versions["devsim_path"] = os.path.dirname(devsim.__file__)
     common.emit({
-        "tool": args.tool, "net": args.net, "threads": args.threads, "batch": b, "images": n,
+        "tool": args.tool, "backend": backend, "net": args.net, "threads": args.threads, "batch": b, "images": n,
         "jit_compile": str(model.jit_compile), "steps_per_execution": spe, "data_pipeline": args.data_pipeline,
         "epoch_seconds": timer.seconds, "epoch_cpu_seconds": timer.cpu, "warmup_seconds": warm.wall,
         "loss": timer.loss, "train_accuracy": accuracy, "versions": versions,
-        "tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-        "tf_inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+        **(tf_threads() if backend == "tensorflow" else {"xla_flags": os.environ.get("XLA_FLAGS", "")}),
     })
+
+
+def tf_threads():
+    import tensorflow as tf
+
+    return {"tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+            "tf_inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()}
 
 
 if __name__ == "__main__":
