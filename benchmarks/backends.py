@@ -171,14 +171,7 @@ def worker(args):
 
 
 def worker_env(backend, threads, accelerator):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    env.update(KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", PYTHONHASHSEED="0")
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
-                 "TF_NUM_INTEROP_THREADS"):
-        env[name] = str(threads)
-    if threads == 1:  # JAX's XLA CPU client: one thread for the computations (it has no thread-count setting)
-        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {common.JAX_ONE_THREAD_FLAGS}".strip()
+    env = common.worker_env(threads, backend, ROOT)
     if accelerator == "cpu":
         env.update(CUDA_VISIBLE_DEVICES="", JAX_PLATFORMS="cpu")
     return env

@@ -38,6 +38,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PREFIX = "MODELS_RESULT "
+sys.path.insert(0, str(HERE / "peer_tools"))
+
+import common  # noqa: E402
 
 # name: (model, width, input shape, images of a full epoch)
 MODELS = {
@@ -46,8 +49,6 @@ MODELS = {
     "vgg8-w0.5": ("vgg8", 0.5, (32, 32, 3), 50_000),
     "vgg8": ("vgg8", 1.0, (32, 32, 3), 50_000),
 }
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
-               "TF_NUM_INTEROP_THREADS")
 
 
 def _rss_mb() -> float:
@@ -218,11 +219,10 @@ def main(argv=None):
             images = args.images or (2048 if m == "lenet5" else 512)
             spec = {"model": m, "kind": k, "batch": args.batch, "images": images, "epochs": args.epochs,
                     "warmup": args.warmup}
-            env = {**os.environ, "KERAS_BACKEND": b, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3",
-                   **{v: str(args.threads) for v in THREAD_VARS}}
+            env = common.worker_env(args.threads, b, ROOT)
             print(f"[{rep + 1}/{args.repeats}] {i + 1}/{len(cells)} {m} {b} {k} ...", end=" ", flush=True)
             done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], env=env,
-                                  capture_output=True, text=True, cwd=ROOT)
+                                  capture_output=True, text=True, cwd=ROOT, preexec_fn=common.pin_cores(args.threads))
             result = _parse(done)
             result.update(repeat=rep, model=m, backend_requested=b, kind=k)
             results["runs"].append(result)

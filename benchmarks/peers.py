@@ -127,17 +127,7 @@ def worker_command(args, tool, nets, threads, batch="32", images="0", epochs=Non
 
 
 def worker_env(threads, backend="tensorflow"):
-    env = dict(os.environ)
-    env["KERAS_BACKEND"] = backend
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    env["PYTHONHASHSEED"] = "0"
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
-                 "TF_NUM_INTEROP_THREADS"):
-        env[name] = str(threads)
-    if backend == "jax" and threads == 1:  # JAX's XLA CPU client has no thread-count setting but these flags
-        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {common.JAX_ONE_THREAD_FLAGS}".strip()
-    return env
+    return common.worker_env(threads, backend, ROOT)
 
 
 def busy_cores(interval=0.5):
@@ -187,7 +177,6 @@ def run_worker(command, threads, timeout, wait=0.0, backend="tensorflow"):
             result["process_seconds"] = time.perf_counter() - started
             result["loadavg_1min_before"] = load
             result["busy_cores_before"] = busy  # by other processes, measured just before the worker started
-            result["cores_allowed"] = threads if common.pin_cores(threads) else None  # sched_setaffinity
             results.append(result)
     return results, error
 

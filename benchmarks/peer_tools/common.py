@@ -21,11 +21,29 @@ JAX_ONE_THREAD_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_
 """XLA_FLAGS that keep JAX's CPU computations on one thread (its client has no thread-count setting)."""
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+                    "TF_NUM_INTEROP_THREADS")
+"""Environment variables that bound the threads of the numeric libraries, all set to the worker's thread count."""
+
+
 def pin_thread_env(threads: int) -> None:
     """Environment of every worker, set before any numeric library loads (the driver sets it too)."""
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
-                 "TF_NUM_INTEROP_THREADS"):
+    for name in THREAD_VARIABLES:
         os.environ[name] = str(threads)
+
+
+def worker_env(threads: int, backend: str = "tensorflow", root=None) -> dict:
+    """The environment a driver starts a worker with: ``KERAS_BACKEND``, the thread variables, the
+    one-thread XLA flags for JAX at 1 thread, quiet TF logs, a fixed hash seed, and ``root`` (the devsim
+    checkout) first on PYTHONPATH."""
+    env = dict(os.environ)
+    if root is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(root)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env.update(KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", PYTHONHASHSEED="0")
+    env.update({name: str(threads) for name in THREAD_VARIABLES})
+    if backend == "jax" and threads == 1:  # JAX's XLA CPU client has no thread-count setting but these flags
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {JAX_ONE_THREAD_FLAGS}".strip()
+    return env
 
 
 def pin_cores(threads: int):
@@ -151,5 +169,7 @@ def finite(x):
 def emit(result: dict) -> None:
     result = finite(result)
     result.setdefault("python", sys.version.split()[0])
+    if hasattr(os, "sched_getaffinity"):
+        result.setdefault("cores_allowed", len(os.sched_getaffinity(0)))
     sys.stdout.write(RESULT_PREFIX + json.dumps(result, allow_nan=False) + "\n")
     sys.stdout.flush()
