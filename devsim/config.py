@@ -326,8 +326,9 @@ class RunConfig(_AlgorithmOptions):
         False, "NeuroSim's initial-mapping bug (Mapping.cpp WeightToConductance without + Gmin): every initial "
         "conductance is Gmin/(Gmax - Gmin) = 1/(on_off - 1) lower, clipped at Gmin.", cli="switch")
     skip_zero_rows: bool | None = protocol_option(
-        False, "Batch updates program only the rows of a kernel whose change is not all zero (inputs that were 0), "
-        "gathered in buckets: the same numbers, several times faster for binary inputs.", cli="switch", sweep=False)
+        False, "Batch updates program only the cells of a kernel that get pulses (the block of rows and columns holding "
+        "a nonzero pulse, in chunks; none when no weight gets one): the same pulses and, to float32 rounding, the same conductances, several times faster when few "
+        "devices are pulsed per update (one image per update, binary inputs).", cli="switch", sweep=False)
     snap_init: bool | None = protocol_option(
         True, "Snap initial weights to the nearest device state; off: the initial conductances are floats "
         "(NeuroSim).", cli="switch")

@@ -113,9 +113,9 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         pulse_truncation: NeuroSim's ``(int)((k/N) N)`` in ``pulses="neurosim"``.
         count_lost: with ``count_pulses``, also count the pulses applied and lost at
             the bounds (a logarithm per device); False: only the LTP and LTD pulses sent.
-        skip_zero_rows: batch updates program only the kernel rows whose change
-            is not all zero (`devsim.tiles.DeviceTile`): the same numbers, faster
-            for binary inputs.
+        skip_zero_rows: batch updates program only the kernel cells that get
+            pulses (`devsim.tiles.DeviceTile`): the same numbers, faster when few
+            devices are pulsed per update.
         count_pulses: count, per layer, the pulses applied and those lost at
             the bounds (`pulse_counts`). None: count for ``update="epoch"``,
             where it is free, not for ``update="batch"``, where the extra pass

@@ -21,13 +21,12 @@ with ``f = 1/on_off``, ``G = f + (1 - f) g``, ``rho = R / R_on``::
 
 (MLP+NeuroSim V3.0: Array.cpp ``ReadCell``, ``GetMediumCellReadCurrent``,
 ``ConductanceToWeight``; Mapping.cpp ``CurrentToDigits``, ``DigitsToAlgorithm``).
-Gradients are NeuroSim's backward pass, through a straight-through formulation:
+Gradients are NeuroSim's backward pass, a straight-through custom gradient:
 with ``x`` the layer's input (the continuous activation) and ``b`` what the array
-sees (``x`` or its thresholded bits)::
+sees (``x`` or its thresholded bits), the forward value is ``y_hw`` and::
 
-    y = x . (w + sg(w_read - w)) + sg(y_hw - x . w_read)
-
-so ``dL/dw = x^T s`` (e.g. NeuroSim's grad2 = s2 a1) and ``dL/dx = s w_read^T``.
+    dL/dw = x^T s        (e.g. NeuroSim's grad2 = s2 a1)
+    dL/dx = s w_read^T   (the error goes back through the weights read from the array)
 
 **`IOParameters`: aihwkit's IO non-idealities** (docs/periphery.md). The input
 DAC (resolution, range, noise), the array (weight read noise referred to the
@@ -391,6 +390,31 @@ def periphery_matmul(x, kernel, forward: IOParameters, backward: IOParameters, w
     return ops.reshape(y, (*lead, kernel.shape[-1])) if flat else y
 
 
+def _straight_through(x, kernel, w_back, y_hw):
+    """``y_hw`` in the forward pass, the gradients of ``x @ w_back`` in the backward pass::
+
+        dL/dx = dy @ w_back^T        dL/dkernel = x^T @ dy
+
+    NeuroSim's backward pass (Train.cpp): the error goes back through the weights read
+    from the array (``w_back``), the kernel's gradient is the outer product with the
+    layer's input ``x``. Neither ``w_back`` nor ``y_hw`` is differentiated; the forward
+    pass computes ``y_hw`` only (no second matmul for the gradient's sake).
+    """
+    from keras import ops
+
+    w_back, y_hw = ops.stop_gradient(w_back), ops.stop_gradient(y_hw)
+
+    @ops.custom_gradient
+    def through(x, kernel):
+        def grad(*args, upstream=None):
+            dy = args[0] if upstream is None else upstream
+            return ops.matmul(dy, ops.transpose(w_back)), ops.matmul(ops.transpose(x), dy)
+
+        return ops.copy(y_hw), grad
+
+    return through(x, ops.copy(kernel))
+
+
 def _layer_classes():
     import keras
 
@@ -496,9 +520,7 @@ def _layer_classes():
             w = ops.cast(self.kernel, x.dtype)
             bits = x if p.hidden_threshold is None else ops.cast(x >= p.hidden_threshold, x.dtype)
             if not p.reads_currents:
-                y = ops.matmul(x, w)
-                if p.hidden_threshold is not None:
-                    y = y + ops.stop_gradient(ops.matmul(bits, w) - y)
+                y = ops.matmul(x, w) if p.hidden_threshold is None else _straight_through(x, w, w, ops.matmul(bits, w))
             else:
                 n_in = int(w.shape[0])
                 current, i_min, i_max, read = self._currents(w, n_in)
@@ -510,9 +532,7 @@ def _layer_classes():
                     hardware = codes * (2.0 * p.w_max * n_in / (2**p.adc_bits - 1))
                 else:
                     hardware = (column - reference) * (2.0 * p.w_max / (i_max - i_min))
-                w_eff = w + ops.stop_gradient(read - w) if p.has_series_resistance else w
-                soft = ops.matmul(x, w_eff)
-                y = soft + ops.stop_gradient(hardware - soft)
+                y = _straight_through(x, w, read if p.has_series_resistance else w, hardware)
             if self.use_bias:
                 y = y + self.bias
             return self.activation(y) if self.activation is not None else y

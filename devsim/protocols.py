@@ -33,7 +33,7 @@ NEUROSIM = {
     "update": "batch",
     "batch_size": 1,
     "train_loop": "compiled",
-    "skip_zero_rows": True,  # speed only: the same numbers
+    "skip_zero_rows": True,  # speed only: the same pulses
     # periphery of the hardware forward pass (Train.cpp, Test.cpp, Mapping.cpp, Array.cpp, Param.cpp)
     "hidden_threshold": 0.5,
     "adc_bits": 8,

@@ -34,8 +34,10 @@ from devsim.pulses import PULSE_RULES, RANDOM_RULES
 UPDATES = ("batch", "epoch")
 """When tiles are programmed: after every training step, or at epoch end (the drift of a float epoch)."""
 
-ROW_BUCKETS = (0.125, 0.25, 0.375, 0.5, 0.75)
-"""Row buckets of ``skip_zero_rows``, as fractions of a kernel's rows (the full kernel is the last)."""
+CHUNKS = (512, 128, 32)
+"""Cells ``skip_zero_rows`` programs per step of its loops: a chunk size is used while it would be at
+least half full, the smallest for the rest (NeuroSim's protocol: most images pulse no cell, 99 % fewer
+than 1200 of a 400 x 100 kernel)."""
 
 READ_STREAM = 1 << 20
 """Noise streams of evaluation reads start here, apart from the updates' 3 per tile."""
@@ -85,11 +87,12 @@ class DeviceTile:
         count_lost: with ``count_pulses``, also count the pulses applied and those
             lost at the bounds (a logarithm per device); off: only the LTP and LTD
             pulses sent.
-        skip_zero_rows: batch updates program only the rows (inputs) whose
-            weight change is not all zero, gathered into the smallest of a few
-            row buckets that holds them (`ROW_BUCKETS`); the same numbers, faster
-            when most inputs are 0 (binary inputs). Used for 2-D kernels of
-            devices without per-device variation or read noise; else ignored.
+        skip_zero_rows: batch updates program only the cells that get pulses:
+            the block of the rows and columns holding a nonzero pulse, in chunks
+            (`CHUNKS`), nothing when no weight gets a pulse; the same pulses and,
+            to float32 rounding, conductances, faster when few devices are pulsed per update (NeuroSim's protocol).
+            Used for 2-D kernels of devices without per-device variation or read
+            noise; else ignored.
     """
 
     kind = "device"
@@ -188,7 +191,7 @@ class DeviceTile:
                 and getattr(self.device, "kind", None) == "exp" and not self.device.needs_sampling
                 and np.ndim(self.device.a_p) == 0 and np.ndim(self.device.a_d) == 0
                 and self.population.read_noise == 0 and self.pulses not in RANDOM_RULES
-                and self.variable.shape[0] > ROW_BUCKETS[0] * 2)
+                and min(self.variable.shape) > 1)
 
     def update(self, anchor, step, grad=None, lr=None):
         """Program the change of the variable from ``anchor`` (its weights before the
@@ -220,82 +223,101 @@ class DeviceTile:
         self.conductance.assign(g_new)
         self.variable.assign(ops.cast(self._weights(population.read(g_new, xi=xi_read)), self.variable.dtype))
 
-    def _pulses(self, dw, population, u):
-        """Signed pulses per weight for the weight change ``dw``, by the tile's rule."""
+    def _pulses(self, dw, population, u, truncation=None):
+        """Signed pulses per weight for the weight change ``dw``, by the tile's rule (``truncation``:
+        override ``pulse_truncation``)."""
         dw_min = self.mapping.dw_min(population, dw)
         if self.pulses == "neurosim":  # NeuroSim: no cap, (|dw| / w_range) N in double precision
             levels = (population.num_pulses, population.num_pulses_ltd)
             w_range = 2.0 * self.mapping.w_max if self.mapping.name == "reference" else None
             return self.rule(dw, dw_min, self.max_pulses, levels=levels, w_range=w_range,
-                             truncation=self.pulse_truncation)
+                             truncation=self.pulse_truncation if truncation is None else truncation)
         max_pulses = population.num_pulses if self.max_pulses is None else self.max_pulses
         return self.rule(dw, dw_min, max_pulses, u=u)
 
     def _update_rows(self, anchor, step):
-        """`update` for the rows whose weight change is not all zero only (``skip_zero_rows``).
+        """`update` for the cells that get pulses only (``skip_zero_rows``).
 
-        The rows that changed are gathered (``top_k`` of the row activity) into the
-        smallest bucket of `ROW_BUCKETS` x rows that holds them (``tf.switch_case``; the
-        last bucket is every row), updated with the element-indexed draws the full
-        update would use (`devsim.noise.normal_at`), and scattered back. Rows padding
-        a bucket have no change: their pulses are 0 and their devices stay as they are.
+        The pulses are worked out for every weight (cheap arithmetic). The cells to
+        program are the block of the rows and the columns that hold a nonzero pulse
+        (NeuroSim's outer-product update pulses whole rows of inputs that were 1 on
+        whole columns of errors that were large). The device update runs on that
+        block, `CHUNKS` cells at a time in ``tf.while_loop`` s (none when no weight
+        gets a pulse, the common case), with the element-indexed draws the full
+        update would use (`devsim.noise.normal_at`), and each chunk is scattered back
+        in place. Cells of the block without a pulse stay as they are; so do the
+        weights outside it, which keep their read-back value ``anchor``.
         """
         import tensorflow as tf
 
         rows, cols = (int(d) for d in self.variable.shape)
-        w_proposed = self.variable.value
-        dw = ops.cast(w_proposed - anchor, "float32")
-        active = tf.reduce_any(tf.not_equal(dw, 0.0), axis=1)
-        count = tf.reduce_sum(tf.cast(active, tf.int32))
-        sizes = sorted({max(1, int(round(f * rows))) for f in ROW_BUCKETS if int(round(f * rows)) < rows})
-        key = noise.key(self.seed, step, 3 * self.index + 1)
-        g_old = self.conductance.value
+        dw = ops.cast(self.variable.value - anchor, "float32")
         population = self.population
+        # the truncation quirk only lowers a count: without it the pulsed cells are a superset
+        pulsed = ops.abs(self._pulses(dw, population, None, truncation=False))
+        row_active = tf.cast(tf.reduce_max(pulsed, axis=1) > 0, tf.float32)
+        col_active = tf.cast(tf.reduce_max(pulsed, axis=0) > 0, tf.float32)
+        n_cols = tf.cast(tf.reduce_sum(col_active), tf.int32)
+        cells = tf.cast(tf.reduce_sum(row_active), tf.int32) * n_cols
+        key = noise.key(self.seed, step, 3 * self.index + 1)
+        counter = backends.counter_dtype()
 
-        def bucket(size):
-            def program():
-                if size == rows:
-                    idx = tf.range(rows, dtype=tf.int32)
-                    g_rows, dw_rows = g_old, dw
-                else:
-                    idx = tf.math.top_k(tf.cast(active, tf.float32), k=size, sorted=False).indices
-                    g_rows, dw_rows = tf.gather(g_old, idx), tf.gather(dw, idx)
-                n = self._pulses(dw_rows, population, None)
-                xi = None
-                if population.c2c > 0:
-                    flat = idx[:, None] * cols + tf.range(cols, dtype=tf.int32)[None, :]
-                    xi = noise.normal_at(flat, key)
-                g_new, n_lost = population.apply_pulses(g_rows, n, xi=xi)
+        def compact(active):
+            # the indices of the active entries first: active entry k goes to slot
+            # (active entries before it); the others pile up in a spare slot
+            length = int(active.shape[0])
+            slot = tf.where(active > 0, tf.cast(tf.cumsum(active, exclusive=True), tf.int32), length)
+            return tf.scatter_nd(slot[:, None], tf.range(length, dtype=tf.int32), [length + 1])[:length]
+
+        # only images that pulse anything pay for the compaction
+        ridx, cidx = tf.cond(cells > 0, lambda: (compact(row_active), compact(col_active)),
+                             lambda: (tf.zeros((rows,), tf.int32), tf.zeros((cols,), tf.int32)))
+
+        def program(chunk):
+            def body(done, g, w, counts):
+                # lane k of the chunk is cell done + k of the block (active rows x active columns),
+                # taken modulo the cells left (the last chunk's spare lanes repeat its cells,
+                # computing the same values: the scatter writes them twice, the counts skip them)
+                lane = tf.range(chunk, dtype=tf.int32)
+                cell = done + lane % tf.minimum(chunk, cells - done)
+                r, c = tf.gather(ridx, cell // n_cols), tf.gather(cidx, cell % n_cols)
+                where = tf.stack([r, c], axis=-1)
+                n = self._pulses(tf.gather_nd(dw, where), population, None)
+                xi = noise.normal_at(r * cols + c, key) if population.c2c > 0 else None
+                g_new, n_lost = population.apply_pulses(tf.gather_nd(g, where), n, xi=xi)
                 w_new = ops.cast(self.mapping.weights(population.read(g_new)), "float32")
-                # one tensor holds every per-element result, so XLA computes the update once (not once
-                # per consumer: the scatter, the weights and each counter)
+                # one tensor holds every per-element result, so XLA computes the update once (not
+                # once per consumer: the scatters and each counter)
+                first = tf.cast(lane < cells - done, tf.float32)
                 parts = [g_new, w_new]
-                if self.count_pulses and self.count_lost:
-                    parts += [ops.abs(n) - n_lost, n_lost]
-                out = tf.stack(parts)
-                counts = [ops.zeros((), "int64")] * 4
                 if self.count_pulses:
-                    # LTP and LTD from the pulse counts themselves (cheap to recompute, unlike the device math)
-                    sent = tf.cast(tf.stack([tf.reduce_sum(tf.nn.relu(n)), tf.reduce_sum(tf.nn.relu(-n))]), tf.int64)
-                    lost = (tf.unstack(tf.cast(tf.reduce_sum(out[2:], axis=(1, 2)), tf.int64)) if self.count_lost
-                            else counts[:2])
-                    counts = [*lost, *tf.unstack(sent)]
-                g_new, w_new = out[0], ops.cast(out[1], self.variable.dtype)
-                if size == rows:
-                    return (g_new, w_new, *counts)
-                where = idx[:, None]
-                return (tf.tensor_scatter_nd_update(g_old, where, g_new),
-                        tf.tensor_scatter_nd_update(w_proposed, where, w_new), *counts)
-            return program
+                    parts += [tf.nn.relu(n) * first, tf.nn.relu(-n) * first]
+                    if self.count_lost:
+                        parts += [(ops.abs(n) - n_lost) * first, n_lost * first]
+                out = tf.stack(parts)
+                if self.count_pulses:
+                    counts = counts + tf.cast(tf.reduce_sum(out[2:], axis=1), counter)
+                w_new = ops.cast(out[1], self.variable.dtype)
+                return (done + chunk, tf.tensor_scatter_nd_update(g, where, out[0]),
+                        tf.tensor_scatter_nd_update(w, where, w_new), counts)
+            return body
 
-        branch = tf.reduce_sum(tf.cast(tf.constant(sizes, tf.int32) < count, tf.int32))
-        g_new, w_new, applied, lost, ltp, ltd = tf.switch_case(branch, [bucket(s) for s in [*sizes, rows]])
+        n_counts = (4 if self.count_lost else 2) if self.count_pulses else 0
+        state = (tf.constant(0, tf.int32), tf.identity(self.conductance.value), tf.identity(anchor),
+                 tf.zeros((n_counts,), counter))
+        # big chunks while they would be at least half full, then smaller ones (`CHUNKS`)
+        sizes = sorted({min(c, rows * cols) for c in CHUNKS}, reverse=True)
+        for k, chunk in enumerate(sizes):
+            last = k == len(sizes) - 1
+            state = tf.while_loop(lambda done, *_, c=chunk, e=last: cells - done > (0 if e else c // 2),
+                                  program(chunk), state)
+        _, g_new, w_new, counts = state
         if self.count_pulses:
+            self.ltp.assign_add(counts[0])
+            self.ltd.assign_add(counts[1])
             if self.count_lost:
-                self.applied.assign_add(applied)
-                self.lost.assign_add(lost)
-            self.ltp.assign_add(ltp)
-            self.ltd.assign_add(ltd)
+                self.applied.assign_add(counts[2])
+                self.lost.assign_add(counts[3])
         self.conductance.assign(g_new)
         self.variable.assign(w_new)
 

@@ -231,3 +231,40 @@ def test_pulse_counting_is_off_by_default_in_batch_mode_and_changes_nothing():
         np.testing.assert_array_equal(states[0][layer], states[1][layer])
     assert DeviceOptimizer("sgd", ExpDevice(), update="epoch").count_pulses  # free there: on
     assert DeviceOptimizer.from_config(opt.get_config()).count_pulses
+
+
+@pytest.mark.parametrize("count_lost", [True, False])
+def test_skipping_idle_cells_gives_the_full_update_exactly(count_lost):
+    """``skip_zero_rows`` programs only the block of pulsed rows x columns, in chunks of 512, 128 and
+    32 cells: conductances, weights and counters equal the full update's, step by step, for a sparse
+    outer-product step (NeuroSim's), scattered cells (zero-pulse cells inside the block), a step that
+    pulses nothing and one that pulses all 21,000 cells (41 chunks of 512, one of 32 part-full)."""
+    rows, cols = 300, 70
+    rng = np.random.default_rng(0)
+    device = ExpDevice(0.4, 0.6, 98, states_ltd=101, c2c=0.03, c2c_mode="neurosim")
+    half_pulse = 1.0 / 97  # |dw| N / (2 w_max) >= 1/2 with w_max 1
+    x = (rng.random(rows) < 0.3).astype(np.float32)
+    delta = np.where(rng.random(cols) < 0.05, rng.normal(0, 10, cols), rng.normal(0, 0.1, cols)) * half_pulse
+    scattered = np.where(rng.random((rows, cols)) < 0.002, rng.normal(0, 8, (rows, cols)), 0.0) * half_pulse
+    steps = [np.outer(x, delta), scattered, np.full((rows, cols), 0.4 * half_pulse),
+             rng.normal(0, 6, (rows, cols)) * half_pulse + 2 * half_pulse, np.outer(x, delta)]
+    runs = []
+    for skip in (False, True):
+        kernel = keras.Variable(np.full((rows, cols), 0.1, np.float32), name="kernel")
+        opt = DeviceOptimizer(keras.optimizers.SGD(1.0), device, pulses="neurosim", pulse_truncation=True, seed=3,
+                              count_pulses=True, count_lost=count_lost, skip_zero_rows=skip, snap_initial=False)
+        opt.build([kernel])
+        trace = []
+        for grad in steps:
+            opt.apply([keras.ops.convert_to_tensor(-grad.astype(np.float32))], [kernel])
+            trace.append((kernel.numpy().copy(), opt.device_states(), opt.pulse_counts(reset=True)))
+        runs.append(trace)
+    for (w_full, g_full, n_full), (w_skip, g_skip, n_skip) in zip(*runs):
+        # the same arithmetic in other XLA fusions: a few cells one float32 ulp apart, the pulses exact
+        np.testing.assert_allclose(w_skip, w_full, rtol=0, atol=3e-7)
+        assert np.mean(w_skip != w_full) < 1e-3
+        for layer in g_full:
+            np.testing.assert_allclose(g_skip[layer], g_full[layer], rtol=0, atol=1.5e-7)
+        assert n_skip == n_full
+    pulses = [sum(v for k, v in n.items() if "_lt" in k) for _, _, n in runs[0]]
+    assert pulses[0] > 0 and pulses[1] > 0 and pulses[2] == 0 and pulses[3] > 20_000
