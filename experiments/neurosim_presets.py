@@ -1,6 +1,6 @@
 """NeuroSim's benchmark table reproduced: the 7 devices of MLP+NeuroSim V3.0's Table II on its protocol.
 
-    python experiments/neurosim_presets.py [--epochs 40] [--seeds 0,1,2] [--workers 2] [--dataset mnist]
+    python experiments/neurosim_presets.py [--epochs 125] [--seeds 0,1,2] [--workers 2] [--dataset mnist]
 
 Every run is ``devsim run --protocol neurosim`` (docs/protocols.md: NeuroSim's
 400-100-10 sigmoid MLP, binarized 20x20 inputs, 8000 images per epoch drawn
@@ -50,12 +50,10 @@ PUBLISHED_FLOAT = 0.94
 """Table II's 6-bit SRAM (digital) row, the nearest published number to software (float) training."""
 
 NOTES = {
-    "hzo-fefet": "Seeds 0 and 1 reach 87.0 % and 85.7 % at epoch 40 (84-89 % over epochs 20-40), within 3 points of "
-                 "NeuroSim's 88 %; seed 2 learns more slowly (32 levels: each pulse is 1/16 of the weight range) and is "
-                 "at 76 % at epoch 40 (72-78 % over epochs 20-40, still rising), which puts the mean 5 points under. "
-                 "NeuroSim's 125 epochs were not run. The preset reads it with NeuroSim's FeFET flag (cells without the "
-                 "access resistance, the bounds with it: Array.cpp ReadCell, Cell.h), which docs/neurosim.md section 12 "
-                 "lists as not recorded for Table II.",
+    "hzo-fefet": "32 levels: each pulse is 1/16 of the weight range, so seeds differ in how fast they learn (at 40 "
+                 "epochs 84-89 % for two seeds and 76 % for one in an earlier run; 84.4-88.7 % after 125). The preset "
+                 "reads it with NeuroSim's FeFET flag (cells without the access resistance, the bounds with it: "
+                 "Array.cpp ReadCell, Cell.h), which docs/neurosim.md section 12 lists as not recorded for Table II.",
     "gst-pcm": "The 15 kOhm access resistance (Cell.h resistanceAccess, in series in Array.cpp ReadCell) is 3.2 x "
                "GST's R_on = 4.71 kOhm, so the read current 1/(1/G + R) is concave in G: a mid-range cell reads as "
                "w = +0.56. Every hidden and output neuron saturates at 1 from the first image, the error signal "
@@ -70,7 +68,7 @@ NOTES = {
                  "saturate at 1: no pulse at all. NeuroSim's own 20 % is near chance (10 %) too.",
     "pcmo": "devsim and the numpy reference of the specification agree on this device (the same 8000 images per "
             "epoch, C2C off: 20.2 % and 19.7 % after epochs 1 and 2 in both). Its test accuracy jumps between 10 % "
-            "and 32 % from epoch to epoch over all 40 epochs of every seed (steep curves, 50 levels, 17 % Gmin "
+            "and 40 % from epoch to epoch over all 125 epochs of every seed (steep curves, 50 levels, 17 % Gmin "
             "offset), so the final epoch's value is a draw from that range; Table II's 33 % is at its top, one "
             "epoch after 125 of them on full MNIST.",
 }
@@ -223,7 +221,10 @@ def plot(out, acc, ns, datasets):
             epochs = np.arange(1, n + 1)
             color = {"float": "#000000", "linear": "#777777"}.get(key, colors[i % len(colors)])
             label = PRESETS[key].device if key in PRESETS else {"linear": "linear device", "float": "float"}[key]
-            ax.plot(epochs, c.mean(axis=0), color=color, label=label, ls={"linear": ":", "float": "--"}.get(key, "-"))
+            # a marker per device, offset per line: devices stuck at the same accuracy (chance) stay visible
+            marker = "osv^DPX"[i % 7] if key in PRESETS else None
+            ax.plot(epochs, c.mean(axis=0), color=color, label=label, ls={"linear": ":", "float": "--"}.get(key, "-"),
+                    marker=marker, ms=3.5, mfc="none", markevery=(i * max(1, n // 70), max(1, n // 10)))
             ax.fill_between(epochs, c.min(axis=0), c.max(axis=0), color=color, alpha=0.18, lw=0)
             if key in ns:
                 ax.plot([n + 0.6], [ns[key] * 100], marker="<", color=color, ms=6, clip_on=False)
@@ -242,7 +243,7 @@ def plot(out, acc, ns, datasets):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="mnist", help="mnist (falls back to mnist-5k without network) or mnist-5k")
-    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=NEUROSIM_EPOCHS)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default="results/neurosim_presets")
