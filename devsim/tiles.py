@@ -90,9 +90,9 @@ class DeviceTile:
         skip_zero_rows: batch updates program only the cells that get pulses:
             the block of the rows and columns holding a nonzero pulse, in chunks
             (`CHUNKS`), nothing when no weight gets a pulse; the same pulses and,
-            to float32 rounding, conductances, faster when few devices are pulsed per update (NeuroSim's protocol).
-            Used for 2-D kernels of devices without per-device variation or read
-            noise; else ignored.
+            to float32 rounding, conductances, faster when few devices are
+            pulsed per update (NeuroSim's protocol). Used for 2-D kernels of
+            devices without per-device variation or read noise; else ignored.
     """
 
     kind = "device"
