@@ -69,7 +69,7 @@ NOTES = {
     "pcmo": "devsim and the numpy reference of the specification agree on this device (the same 8000 images per "
             "epoch, C2C off: 20.2 % and 19.7 % after epochs 1 and 2 in both). Its test accuracy jumps between 10 % "
             "and 40 % from epoch to epoch over all 125 epochs of every seed (steep curves, 50 levels, 17 % Gmin "
-            "offset), so the final epoch's value is a draw from that range; Table II's 33 % is at its top, one "
+            "offset), so the final epoch's value is a draw from that range; Table II's 33 % lies in it, near its top, one "
             "epoch after 125 of them on full MNIST.",
 }
 """Why a row may miss NeuroSim's number, from NeuroSim's source (printed for rows off by more than 5 points)."""
