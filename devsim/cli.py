@@ -224,7 +224,10 @@ def sweep(seeds, sweep_file, ties, workers, stack, scheduler, out, name, **value
               help="Refits over resampled cycles to check the uncertainties (with 6 or more cycles); 0: off.")
 @click.option("--min-per-bin", type=click.IntRange(min=2, max=1_000_000), default=None,
               help="Fewest steps per bin of the table (default 20).")
-def fit(csv_file, out, name, table, bootstrap, min_per_bin):
+@click.option("--unit", type=click.Choice(list(options_mod.CONDUCTANCE_UNITS)), default=None,
+              help="Unit of the CSV's conductance column (recorded in the JSON, labels the figures' axes; "
+                   "default: unnamed, 'CSV unit').")
+def fit(csv_file, out, name, table, bootstrap, min_per_bin, unit):
     """Fit measured pulse data (CSV: pulse, conductance, direction[, cycle]) to the device model.
 
     Writes device.json (use it with --device) and fit.png/pdf overlaying data and curves;
@@ -243,6 +246,7 @@ def fit(csv_file, out, name, table, bootstrap, min_per_bin):
     _check_out(folder)
     data = fitting.read_pulse_csv(csv_file)
     result = fitting.fit_pulse_data(data, source=str(csv_file))
+    result.unit = unit
     if table:
         from devsim import measured
 

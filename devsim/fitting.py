@@ -13,7 +13,8 @@ extra columns are ignored. One row per conductance reading:
 - ``pulse``: pulse number within the branch, an integer >= 0 (0 = the branch
   start, before any pulse of that branch).
 - ``conductance``: the measured G, in any unit (S, uS, ...). Gmin and Gmax come
-  back in the same unit.
+  back in the same unit; ``devsim fit --unit S`` (or mS, uS, nS) names it, for
+  the JSON and the figures' axes.
 - ``direction``: ``ltp`` or ``ltd`` (case-insensitive); ``potentiation`` /
   ``depression`` and ``+1`` / ``-1`` are accepted too.
 - ``cycle`` (optional, default 1): integer cycle index. All cycles are fitted
@@ -83,6 +84,7 @@ import numpy as np
 from scipy import linalg, optimize, signal
 
 from devsim import curves, io, nonlinearity
+from devsim.options import CONDUCTANCE_UNITS
 
 __all__ = [
     "FitError",
@@ -363,7 +365,8 @@ def _jacobian(theta, x, up):
 class FitResult:
     """Fitted device parameters with 1-sigma uncertainties (see the module docstring).
 
-    ``g_min``/``g_max`` and their errors and ``rmse`` are in the CSV's unit;
+    ``g_min``/``g_max`` and their errors and ``rmse`` are in the CSV's unit
+    (``unit``, one of `devsim.options.CONDUCTANCE_UNITS`, when known: it labels the figures);
     ``a_p``/``a_d`` are unitless (fraction of a full sweep); ``c2c`` is the
     per-pulse cycle-to-cycle sigma as a fraction of ``g_max - g_min``.
     """
@@ -390,6 +393,7 @@ class FitResult:
     notes: list = dataclasses.field(default_factory=list)
     error_method: str = "least squares"
     bootstrap: dict | None = None
+    unit: str | None = None
 
     @property
     def on_off(self) -> float:
@@ -420,7 +424,7 @@ class FitResult:
             "g_max": self.g_max,
             "g_min_err": self.g_min_err,
             "g_max_err": self.g_max_err,
-            "unit": "the CSV's conductance unit (g_min, g_max, their errors, rmse)",
+            "unit": self.unit or "the CSV's conductance unit (g_min, g_max, their errors, rmse)",
             "a_p_err": self.a_p_err,
             "a_d_err": self.a_d_err,
             "nl_ltp_err": round(self.nl_ltp_err, 4),

@@ -26,6 +26,9 @@ import numpy as np
 SPEC = "devsim"
 """The key of a field's `Spec` in its dataclass metadata."""
 
+CONDUCTANCE_UNITS = {"S": 1.0, "mS": 1e-3, "uS": 1e-6, "nS": 1e-9}
+"""The units ``devsim fit --unit`` accepts for a pulse CSV's conductance column, in siemens."""
+
 
 class FieldError(ValueError):
     """A bad value of one parameter; ``field`` names it, the message says what is allowed.

@@ -51,7 +51,7 @@ def fit_devices(out: Path):
         folder = out / f"fit_{name}"
         if not (folder / "device.json").exists():
             try:
-                main(["fit", str(csv_path), "--table", "--out", str(folder)])
+                main(["fit", str(csv_path), "--table", "--unit", "S", "--out", str(folder)])  # both written in S
             except SystemExit as exc:
                 if exc.code:
                     raise

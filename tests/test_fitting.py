@@ -207,6 +207,30 @@ def test_fit_figure_contents(example_fit):
     assert ax.get_xlim() == (0, 128)
     assert ax.get_ylabel().startswith("Conductance")
     assert "10^{-6}" in ax.get_ylabel()  # siemens-sized data are rescaled, not shown as 2e-05
+    assert "CSV unit" in ax.get_ylabel()  # an unnamed unit says so
+
+
+MICRO, MILLI = "\u00b5S", "mS"
+
+
+@pytest.mark.parametrize("unit, scale, label", [("S", 1.0, MICRO), ("mS", 1e3, MICRO), ("uS", 1e6, MICRO),
+                                                ("nS", 1e9, MICRO), ("S", 1e3, MILLI)])
+def test_fit_figure_names_the_unit(example_fit, unit, scale, label):
+    """The example (Gmax about 20 uS, in S) rewritten as ``scale`` x its numbers in ``unit``: the axis
+    names the prefixed unit and plots the same conductances in it (the last case: a 1000 x larger
+    device, in mS)."""
+    import dataclasses
+
+    from devsim.figures import fit, style
+
+    data, r = example_fit
+    data = {**data, "conductance": np.asarray(data["conductance"]) * scale}
+    r = dataclasses.replace(r, g_min=r.g_min * scale, g_max=r.g_max * scale, unit=unit)
+    with style.paper_style():
+        ax = fit._fit_figure(data, r).axes[0]
+    assert ax.get_ylabel() == f"Conductance ({label})"
+    top = max(np.max(line.get_ydata()) for line in ax.get_lines() if len(line.get_ydata()) > 2)
+    np.testing.assert_allclose(top, max(np.max(example_fit[0]["conductance"]), example_fit[1].g_max) * 1e6, rtol=1e-6)
 
 
 # ----------------------------------------------------------------------------- example file

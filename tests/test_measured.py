@@ -238,8 +238,10 @@ def write_pulses(path, data):
 def test_fit_table_then_train_on_it(tmp_path, capsys):
     csv_path = write_pulses(tmp_path / "kink.csv", kinked_data(c2c=0.002))
     out = tmp_path / "fit"
-    code, text, err = call(["fit", str(csv_path), "--table", "--out", str(out), "--bootstrap", "20"], capsys)
+    code, text, err = call(["fit", str(csv_path), "--table", "--out", str(out), "--bootstrap", "20", "--unit", "S"],
+                           capsys)
     assert code == 0, err
+    assert json.loads((out / "exponential.json").read_text())["fit"]["unit"] == "S"
     assert {"device.json", "exponential.json", "fit.png", "measured.png", "measured.pdf"} <= {p.name for p in out.iterdir()}
     assert "misses structure" in text and "bootstrap over cycles" in text
     config = json.loads((out / "device.json").read_text())
@@ -303,6 +305,7 @@ FIT_BAD = {
     "out_read_only": (None, ["--out", "/proc/devsim-fit-out"], ["--out"]),
     "name_slash": (None, ["--name", "a/b"], ["--name", "plain folder name"]),
     "name_dots": (None, ["--name", ".."], ["--name", "plain folder name"]),
+    "unit": (None, ["--unit", "ohm"], ["--unit", "'S', 'mS', 'uS', 'nS'"]),
 }
 
 

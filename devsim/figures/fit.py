@@ -13,17 +13,25 @@ from matplotlib.lines import Line2D
 
 from devsim.figures.style import OKABE_ITO, paper_style, save_figure
 from devsim.fitting import pulse_arrays
+from devsim.options import CONDUCTANCE_UNITS
 
 __all__ = ["plot_fit"]
 
 
-def _scale(values):
-    """Factor (a power of 1000) and its axis-label suffix for conductances of this size."""
+def _scale(values, unit=None):
+    """Factor (a power of 1000) and the axis-label suffix for conductances of this size, given in
+    ``unit`` (one of `devsim.options.CONDUCTANCE_UNITS`, e.g. ``"S"``: the suffix names the prefixed
+    unit, `` (uS)``) or in the CSV's unnamed unit (None: `` (x 10^-6, CSV unit)``)."""
     top = float(np.max(np.abs(values)))
+    if unit is not None:
+        top *= CONDUCTANCE_UNITS[unit]  # in siemens
+        exponent = 0 if top == 0 else max(-12, min(0, 3 * math.floor(math.log10(top) / 3)))
+        prefix = {0: "", -3: "m", -6: "\u00b5", -9: "n", -12: "p"}[exponent]
+        return 10.0**exponent / CONDUCTANCE_UNITS[unit], f" ({prefix}S)"
     if top == 0 or 0.1 <= top < 1e4:
-        return 1.0, ""
+        return 1.0, " (CSV unit)"
     exponent = 3 * math.floor(math.log10(top) / 3)
-    return 10.0**exponent, rf" ($\times 10^{{{exponent}}}$)"
+    return 10.0**exponent, rf" ($\times 10^{{{exponent}}}$, CSV unit)"
 
 
 def _pm(value, err):
@@ -40,7 +48,7 @@ def _fit_figure(data, result) -> Figure:
     """Build the fit figure (call inside `paper_style()`). See plot_fit."""
     pulse, g, direction, cycle, _ = pulse_arrays(data, result.source)
     n_p, n_d = result.states - 1, result.states_ltd - 1
-    factor, suffix = _scale(np.r_[g, result.g_min, result.g_max])
+    factor, suffix = _scale(np.r_[g, result.g_min, result.g_max], result.unit)
     up = direction > 0
     x_axis = np.where(up, pulse, n_p + pulse)
     n_cycles = np.unique(cycle).size

@@ -26,7 +26,7 @@ def _measured_figure(data, table, fit, good, seeds=3):
     pulse, conductance, direction, cycle, _ = fitting.pulse_arrays(data, table.source or "")
     n_p = int(pulse[direction > 0].max())
     n_d = int(pulse[direction < 0].max())
-    factor, suffix = _scale(np.r_[conductance, table.g_min, table.g_max])
+    factor, suffix = _scale(np.r_[conductance, table.g_min, table.g_max], fit.unit)
     span = table.g_max - table.g_min
     fig = Figure(figsize=(3.4, 4.6))
     ax, bx = fig.subplots(2, 1, height_ratios=(1.5, 1))
