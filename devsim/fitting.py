@@ -84,7 +84,6 @@ import numpy as np
 from scipy import linalg, optimize, signal
 
 from devsim import curves, io, nonlinearity
-from devsim.options import CONDUCTANCE_UNITS
 
 __all__ = [
     "FitError",

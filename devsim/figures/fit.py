@@ -21,7 +21,7 @@ __all__ = ["plot_fit"]
 def _scale(values, unit=None):
     """Factor (a power of 1000) and the axis-label suffix for conductances of this size, given in
     ``unit`` (one of `devsim.options.CONDUCTANCE_UNITS`, e.g. ``"S"``: the suffix names the prefixed
-    unit, `` (uS)``) or in the CSV's unnamed unit (None: `` (x 10^-6, CSV unit)``)."""
+    unit, `` (µS)``) or in the CSV's unnamed unit (None: `` (x 10^-6, CSV unit)``)."""
     top = float(np.max(np.abs(values)))
     if unit is not None:
         top *= CONDUCTANCE_UNITS[unit]  # in siemens
