@@ -328,7 +328,8 @@ class RunConfig(_AlgorithmOptions):
     skip_zero_rows: bool | None = protocol_option(
         False, "Batch updates program only the cells of a kernel that get pulses (the block of rows and columns holding "
         "a nonzero pulse, in chunks; none when no weight gets one): the same pulses and, to float32 rounding, the same conductances, several times faster when few "
-        "devices are pulsed per update (one image per update, binary inputs).", cli="switch", sweep=False)
+        "devices are pulsed per update (one image per update, binary inputs); with --train-loop compiled the layers "
+        "that read currents then keep them between images, updated for the cells programmed.", cli="switch", sweep=False)
     snap_init: bool | None = protocol_option(
         True, "Snap initial weights to the nearest device state; off: the initial conductances are floats "
         "(NeuroSim).", cli="switch")

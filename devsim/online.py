@@ -8,10 +8,17 @@
 one ``tf.function(jit_compile=True)`` around a ``tf.while_loop``: forward
 pass, gradient, optimizer step and device update of every mini-batch, with no
 Python or Keras dispatch between them. At one image per update (NeuroSim)
-this is what makes the per-image cost the arithmetic.
+this is what makes the per-image cost the arithmetic. Where a device layer
+reads currents through the periphery (`devsim.periphery.AnalogDense`) and its
+tile programs only the cells it pulses, the loop keeps the layer's read
+currents between images (`devsim.periphery.ReadCache`): refreshed from the
+kernel at the start of every epoch, updated by the tile for the cells it
+programs, so an image that pulses no cell of a layer recomputes none of them.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 
@@ -50,6 +57,7 @@ class CompiledLoop:
         self.model, self.loss, self.batch_size = model, loss, int(batch_size)
         self.x = tf.constant(np.asarray(x))
         self.y = tf.constant(np.asarray(y))
+        self.read_caches = _read_caches(model)
         self._fn = tf.function(self._epoch, jit_compile=True, autograph=False)
 
     def _epoch(self, batches):
@@ -82,5 +90,25 @@ class CompiledLoop:
         if steps == 0:
             return {"loss": float("nan"), "accuracy": float("nan")}
         batches = indices[: steps * self.batch_size].reshape(steps, self.batch_size).astype(np.int32)
-        loss_sum, correct = self._fn(batches)
+        with contextlib.ExitStack() as stack:  # traced (on the first call) with the caches active
+            for cache in self.read_caches:
+                cache.refresh()  # the kernels may have changed since (e.g. a reload, an epoch update)
+                stack.enter_context(cache.activated())
+            loss_sum, correct = self._fn(batches)
         return {"loss": float(loss_sum) / steps, "accuracy": int(correct) / (steps * self.batch_size)}
+
+
+def _read_caches(model) -> list:
+    """Give every tile that can keep them the read currents of the layer that reads its array
+    (`devsim.periphery.ReadCache`); return the caches."""
+    from devsim import periphery
+
+    tiles = {id(tile.variable): tile for tile in getattr(model.optimizer, "tiles", ())}
+    caches = []
+    for layer in model.layers:
+        tile = tiles.get(id(getattr(layer, "kernel", None)))
+        if (tile is not None and isinstance(layer, periphery.AnalogDense) and layer.reads.reads_currents
+                and tile.keeps_read_cache):
+            tile.read_cache = layer.read_cache()
+            caches.append(tile.read_cache)
+    return caches

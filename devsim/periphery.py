@@ -471,6 +471,7 @@ def _layer_classes():
             from devsim import backends
 
             self._counter = _Box(keras.Variable(0, dtype=backends.counter_dtype(), trainable=False, name="calls"))
+            self._cache = ReadCache(self)
 
         @property
         def calls(self):
@@ -481,25 +482,53 @@ def _layer_classes():
                     "backward": self.backward_io.get_config(), "w_max": self.w_max, "seed": self.seed,
                     "index": self.index}
 
+        def _bounds(self):
+            """``(f, rho_access, i_min, i_max)``: Gmin/Gmax, the access resistance over R_on and the read
+            currents of Gmin and Gmax (units of Vr Gmax)."""
+            p = self.reads
+            f = 0.0 if math.isinf(p.on_off) else 1.0 / p.on_off
+            rho_access = p.r_access / p.r_on if p.r_on else 0.0
+            i_min = 0.0 if f == 0 else 1.0 / (1.0 / f + rho_access)
+            return f, rho_access, i_min, 1.0 / (1.0 + rho_access)
+
+        def _cell_currents(self, w, n_in, rows=None, cols=None):
+            """The read currents of the cells holding weights ``w``: the whole kernel, or the cells at
+            ``rows``, ``cols`` (index vectors the shape of ``w``)."""
+            p = self.reads
+            f, rho_access, _, _ = self._bounds()
+            conductance = f + (1.0 - f) * ((w / p.w_max + 1.0) * 0.5)
+            if not p.has_series_resistance:
+                return conductance
+            rho = 0.0 if p.cell == "fefet" else rho_access
+            if p.r_wire:
+                if rows is None:
+                    k = ops.arange(n_in, dtype="float32")[:, None]
+                    j = ops.arange(self.units, dtype="float32")[None, :]
+                else:
+                    k, j = ops.cast(rows, "float32"), ops.cast(cols, "float32")
+                rho = rho + (j + 1.0 + n_in - k) * (p.r_wire / p.r_on)
+            return 1.0 / (1.0 / conductance + rho)
+
         def _currents(self, w, n_in):
             """Cell currents, their bounds and the read-back weights (units of Vr Gmax)."""
             p = self.reads
-            f = 0.0 if math.isinf(p.on_off) else 1.0 / p.on_off
-            g = (w / p.w_max + 1.0) * 0.5
-            conductance = f + (1.0 - f) * g
-            rho_access = p.r_access / p.r_on if p.r_on else 0.0
-            i_min = 0.0 if f == 0 else 1.0 / (1.0 / f + rho_access)
-            i_max = 1.0 / (1.0 + rho_access)
+            _, _, i_min, i_max = self._bounds()
+            current = self._cache.currents() if self._cache.active else self._cell_currents(w, n_in)
             if not p.has_series_resistance:
-                return conductance, i_min, i_max, w
-            rho = 0.0 if p.cell == "fefet" else rho_access
-            if p.r_wire:
-                k = ops.arange(n_in, dtype="float32")[:, None]
-                j = ops.arange(self.units, dtype="float32")[None, :]
-                rho = rho + (j + 1.0 + n_in - k) * (p.r_wire / p.r_on)
-            current = 1.0 / (1.0 / conductance + rho)
+                return current, i_min, i_max, w
             read = p.w_max * ((ops.clip(current, i_min, i_max) - i_min) * (2.0 / (i_max - i_min)) - 1.0)
             return current, i_min, i_max, read
+
+        def read_cache(self) -> "ReadCache":
+            """The layer's `ReadCache` (made on first use; the layer must be built and read currents)."""
+            if not self.reads.reads_currents:
+                raise ValueError("AnalogDense.read_cache: the layer reads no currents (reads has no ADC and no "
+                                 "series resistance)")
+            if self._cache.variable is None:
+                self._cache.variable = keras.Variable(ops.zeros(tuple(self.kernel.shape), "float32"),
+                                                      trainable=False, name="read_currents")
+                self._cache.refresh()
+            return self._cache
 
         def call(self, inputs, training=None):
             if not self.reads.is_identity:
@@ -538,6 +567,59 @@ def _layer_classes():
             return self.activation(y) if self.activation is not None else y
 
     return {"Binarize": Binarize, "AnalogDense": AnalogDense}
+
+
+class ReadCache:
+    """The read currents of one `AnalogDense` layer's cells, kept between updates.
+
+    Reading an array computes ``I = 1 / (1/G + rho)`` for every cell, on every
+    forward pass; under NeuroSim's protocol an image pulses a few hundred of the
+    40000 cells of the first layer, or none. A tile that programs only the cells
+    it pulses (`devsim.tiles.DeviceTile`, ``skip_zero_rows``) can keep the currents
+    instead: it writes the currents of the cells it programs, the layer reads them
+    from here while ``active``::
+
+        cache.refresh()                      # I of every cell, from the kernel
+        with cache.activated():              # while tracing a training loop:
+            y = layer(x)                     #   the forward pass reads cache.currents()
+            tile.update(...)                 #   the tile scatters I of the cells it programmed
+
+    The kept currents are those of the kernel to float32 rounding (the forward pass
+    computes them as part of its matrix product, the cache elementwise: a few ulps).
+    Boxed in the layer: Keras neither tracks nor saves the variable.
+
+    Args:
+        layer: the `AnalogDense` layer whose array it keeps.
+    """
+
+    def __init__(self, layer):
+        self.layer, self.variable, self.active = layer, None, False
+
+    def currents(self):
+        return self.variable.value
+
+    def currents_at(self, w, rows, cols):
+        """The currents of the cells at ``rows``, ``cols`` (index vectors) holding weights ``w``."""
+        return self.layer._cell_currents(w, int(self.layer.kernel.shape[0]), rows, cols)
+
+    def refresh(self):
+        """Set every cell's current from the layer's kernel."""
+        kernel = self.layer.kernel
+        self.variable.assign(self.layer._cell_currents(ops.cast(kernel.value, "float32"), int(kernel.shape[0])))
+
+    def activated(self):
+        """A context in which the layer reads the kept currents (and tiles keep them)."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def active():
+            self.active = True
+            try:
+                yield self
+            finally:
+                self.active = False
+
+        return active()
 
 
 class _Box:

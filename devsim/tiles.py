@@ -112,6 +112,9 @@ class DeviceTile:
         self.count_pulses, self.read_noise_in_steps = bool(count_pulses), bool(read_noise_in_steps)
         self.layer = layer_name(variable)
         self.population = None
+        self.read_cache = None
+        """A `devsim.periphery.ReadCache` of the layer reading this tile's array, or None: while it is
+        active, updates write the read currents of the cells they program into it (`keeps_read_cache`)."""
 
     # ------------------------------------------------------------------ state
 
@@ -193,6 +196,12 @@ class DeviceTile:
                 and self.population.read_noise == 0 and self.pulses not in RANDOM_RULES
                 and min(self.variable.shape) > 1)
 
+    @property
+    def keeps_read_cache(self) -> bool:
+        """Whether batch updates can keep a `devsim.periphery.ReadCache` (they program only the cells
+        they pulse: ``skip_zero_rows`` in effect)."""
+        return self.population is not None and self._compacts(0.0)
+
     def update(self, anchor, step, grad=None, lr=None):
         """Program the change of the variable from ``anchor`` (its weights before the
         float step) into the devices, and set the variable to what they hold.
@@ -253,10 +262,16 @@ class DeviceTile:
         rows, cols = (int(d) for d in self.variable.shape)
         dw = ops.cast(self.variable.value - anchor, "float32")
         population = self.population
-        # the truncation quirk only lowers a count: without it the pulsed cells are a superset
-        pulsed = ops.abs(self._pulses(dw, population, None, truncation=False))
-        row_active = tf.cast(tf.reduce_max(pulsed, axis=1) > 0, tf.float32)
-        col_active = tf.cast(tf.reduce_max(pulsed, axis=0) > 0, tf.float32)
+        # A row (column) holds a pulse when its largest or its smallest dw gets one: the pulse rules'
+        # counts grow with |dw| on either side of 0, so four reductions of dw and the rule on their
+        # 2 (rows + cols) values find the block. The truncation quirk only lowers a count: without it
+        # the pulsed cells are a superset.
+        def holds_pulse(axis):
+            extremes = tf.stack([tf.reduce_max(dw, axis=axis), tf.reduce_min(dw, axis=axis)])
+            pulsed = ops.abs(self._pulses(extremes, population, None, truncation=False))
+            return tf.cast(tf.reduce_max(pulsed, axis=0) > 0, tf.float32)
+
+        row_active, col_active = holds_pulse(1), holds_pulse(0)
         n_cols = tf.cast(tf.reduce_sum(col_active), tf.int32)
         cells = tf.cast(tf.reduce_sum(row_active), tf.int32) * n_cols
         key = noise.key(self.seed, step, 3 * self.index + 1)
@@ -273,8 +288,10 @@ class DeviceTile:
         ridx, cidx = tf.cond(cells > 0, lambda: (compact(row_active), compact(col_active)),
                              lambda: (tf.zeros((rows,), tf.int32), tf.zeros((cols,), tf.int32)))
 
+        cache = self.read_cache if self.read_cache is not None and self.read_cache.active else None
+
         def program(chunk):
-            def body(done, g, w, counts):
+            def body(done, g, w, counts, currents):
                 # lane k of the chunk is cell done + k of the block (active rows x active columns),
                 # taken modulo the cells left (the last chunk's spare lanes repeat its cells,
                 # computing the same values: the scatter writes them twice, the counts skip them)
@@ -297,21 +314,26 @@ class DeviceTile:
                 out = tf.stack(parts)
                 if self.count_pulses:
                     counts = counts + tf.cast(tf.reduce_sum(out[2:], axis=1), counter)
+                if cache is not None:  # the read currents of the cells just programmed
+                    currents = tf.tensor_scatter_nd_update(currents, where, cache.currents_at(out[1], r, c))
                 w_new = ops.cast(out[1], self.variable.dtype)
                 return (done + chunk, tf.tensor_scatter_nd_update(g, where, out[0]),
-                        tf.tensor_scatter_nd_update(w, where, w_new), counts)
+                        tf.tensor_scatter_nd_update(w, where, w_new), counts, currents)
             return body
 
         n_counts = (4 if self.count_lost else 2) if self.count_pulses else 0
+        currents = tf.identity(cache.currents()) if cache is not None else tf.zeros((0,))
         state = (tf.constant(0, tf.int32), tf.identity(self.conductance.value), tf.identity(anchor),
-                 tf.zeros((n_counts,), counter))
+                 tf.zeros((n_counts,), counter), currents)
         # big chunks while they would be at least half full, then smaller ones (`CHUNKS`)
         sizes = sorted({min(c, rows * cols) for c in CHUNKS}, reverse=True)
         for k, chunk in enumerate(sizes):
             last = k == len(sizes) - 1
             state = tf.while_loop(lambda done, *_, c=chunk, e=last: cells - done > (0 if e else c // 2),
                                   program(chunk), state)
-        _, g_new, w_new, counts = state
+        _, g_new, w_new, counts, currents = state
+        if cache is not None:
+            cache.variable.assign(currents)
         if self.count_pulses:
             self.ltp.assign_add(counts[0])
             self.ltd.assign_add(counts[1])

@@ -43,8 +43,9 @@ def tiny_config(device, **fields):
     return RunConfig(protocol="neurosim", device=device, dataset="mnist-5k", hidden=(N_HIDDEN,), crop="off", **fields)
 
 
-def run_both(device_name, software=False, **fields):
-    """Train devsim's protocol and the reference image by image; yield both after each image."""
+def run_both(device_name, software=False, whole_epoch=False, **fields):
+    """Train devsim's protocol and the reference image by image; yield both after each image (``whole_epoch``:
+    devsim trains on all the images in one epoch of its compiled loop; yield once, after the last)."""
     data = tiny_data()
     config = tiny_config(device_name, **fields)
     device = config.make_device()
@@ -70,8 +71,15 @@ def run_both(device_name, software=False, **fields):
             xi1 = np.asarray(noise.normal((N_IN, N_HIDDEN), noise.key(config.seed, t, 1)), np.float64).T
             xi2 = np.asarray(noise.normal((N_HIDDEN, 10), noise.key(config.seed, t, 4)), np.float64).T
         out = ref.train_step(net, bits[t], int(data.y_train[t]), first=t == 0, xi1=xi1, xi2=xi2)
-        loop.run_epoch(np.array([t]))
-        yield model, optimizer, net, out
+        if not whole_epoch:
+            loop.run_epoch(np.array([t]))
+            yield model, optimizer, net, out
+        else:
+            pulses = {k: np.abs(out[k]) for k in ("n1", "n2")}
+            totals = pulses if t == 0 else {k: totals[k] + pulses[k] for k in pulses}
+    if whole_epoch:
+        loop.run_epoch(np.arange(N_IMAGES))
+        yield loop, optimizer, net, totals
 
 
 def check_against_reference(device_name, **fields):
@@ -102,6 +110,49 @@ def test_step_matches_reference_other_devices(device):
 @pytest.mark.slow
 def test_step_matches_reference_without_row_skipping():
     check_against_reference("ag-si", skip_zero_rows=False)
+
+
+@pytest.mark.parametrize("device", ["ag-si", "epiram"])
+def test_epoch_reading_kept_currents_matches_reference(device):
+    """All the images in one epoch of the compiled loop: each layer reads the currents its tile keeps
+    (`devsim.periphery.ReadCache`, written by the tile for the cells it programs), and the state after
+    the epoch is the reference's: the conductances, the pulses and the read currents of every cell."""
+    ref_device = ref.preset(device, r_wire=tiny_config(device).r_wire)
+    (loop, optimizer, net, out), = run_both(device, whole_epoch=True)
+    assert [cache.layer.name for cache in loop.read_caches] == ["dense_1", "dense_2"]
+    g = optimizer.device_states()
+    np.testing.assert_allclose(g["dense_1"], net.g1.T, rtol=0, atol=5e-6)
+    np.testing.assert_allclose(g["dense_2"], net.g2.T, rtol=0, atol=5e-6)
+    counts = optimizer.pulse_counts()
+    assert counts["pulses_ltp_dense_1"] + counts["pulses_ltd_dense_1"] == out["n1"].sum() > 0
+    assert counts["pulses_ltp_dense_2"] + counts["pulses_ltd_dense_2"] == out["n2"].sum() > 0
+    for cache, g_ref, rho in zip(loop.read_caches, (net.g1, net.g2), (net.rho1, net.rho2)):
+        np.testing.assert_allclose(cache.variable.numpy(), ref.cell_current(g_ref, ref_device, rho).T, rtol=0,
+                                   atol=5e-6)
+
+
+@pytest.mark.parametrize("fields, kept", [({}, 2), ({"skip_zero_rows": False}, 0), ({"d2d": 0.05}, 0)])
+def test_only_tiles_that_program_the_cells_they_pulse_keep_read_currents(fields, kept):
+    """A tile that programs every cell (row skipping off) or whose devices vary (D2D: the compacted update does not
+    apply) leaves its layer computing the currents from the kernel on every forward pass."""
+    data = tiny_data()
+    config = tiny_config("ag-si", **fields)
+    device = config.make_device()
+    model, loss, _ = build_model("device", device, device, config, data,
+                                 initial_pulse_states(config, device, data.x_train.shape[1:]))
+    model.optimizer.build(model.trainable_variables)
+    loop = CompiledLoop(model, loss, data.x_train, data.y_train, 1)
+    assert len(loop.read_caches) == kept
+    loop.run_epoch(np.arange(N_IMAGES))
+    layers = [layer for layer in model.layers if isinstance(layer, AnalogDense)]
+    for cache in loop.read_caches:
+        assert not cache.active  # only while the loop runs: evaluation computes the currents
+        kernel = cache.layer.kernel
+        np.testing.assert_allclose(cache.variable.numpy(), cache.layer._cell_currents(kernel.value, kernel.shape[0]),
+                                   rtol=1e-6)
+    with pytest.raises(ValueError, match="reads no currents"):
+        AnalogDense(3, reads=ArrayReads(hidden_threshold=0.5), name="no_currents").read_cache()
+    assert len(layers) == 2
 
 
 def test_software_mode_matches_reference():
