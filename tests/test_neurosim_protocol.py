@@ -155,6 +155,31 @@ def test_only_tiles_that_program_the_cells_they_pulse_keep_read_currents(fields,
     assert len(layers) == 2
 
 
+@pytest.mark.parametrize("fields", [{"count_pulses": False}, {"adc_bits": None, "r_access": 0.0, "r_wire": 0.0}])
+def test_row_skipping_loop_without_counters_or_kept_currents(fields):
+    """The compiled loop's row-skipping update carries only what the tile keeps: without pulse counters, or with
+    no currents to keep (no ADC, no series resistance), it compiles and programs the devices as the full update
+    does (skip_zero_rows off). 40 hidden units: layer 1's 640 cells take all three chunk loops."""
+    data = tiny_data()
+
+    def train(**more):
+        config = RunConfig(protocol="neurosim", device="ag-si", dataset="mnist-5k", hidden=(40,), crop="off", **fields,
+                           **more)
+        device = config.make_device()
+        model, loss, _ = build_model("device", device, device, config, data,
+                                     initial_pulse_states(config, device, data.x_train.shape[1:]))
+        model.optimizer.build(model.trainable_variables)
+        loop = CompiledLoop(model, loss, data.x_train, data.y_train, 1)
+        logs = loop.run_epoch(np.arange(N_IMAGES))
+        return logs, model.optimizer.device_states()
+
+    logs, g = train()
+    logs_full, g_full = train(skip_zero_rows=False)
+    assert logs == logs_full
+    for layer in g:
+        np.testing.assert_allclose(g[layer], g_full[layer], rtol=0, atol=1e-6)
+
+
 def test_software_mode_matches_reference():
     for model, _, net, _ in run_both("ag-si", software=True):
         kernels = [l.kernel.numpy() for l in model.layers if hasattr(l, "kernel")]
