@@ -1,6 +1,6 @@
 """Time per training image of the NeuroSim protocol (400-100-10, one image per update) against NeuroSim's.
 
-    python benchmarks/neurosim_speed.py [--device ag-si] [--images 8000] [--repeats 3]
+    python benchmarks/neurosim_speed.py [--device ag-si] [--images 8000] [--repeats 3] [--threads 0]
 
 Builds the device model exactly as ``devsim run --protocol neurosim`` does
 (mnist-5k data, hardware forward pass with the 8-bit ADC, reference and
@@ -31,6 +31,7 @@ def main():
     parser.add_argument("--images", type=int, default=8000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-count-pulses", action="store_true", help="time without the per-epoch pulse counters")
+    parser.add_argument("--threads", type=int, default=None, help="instead of the protocol's --threads 1 (0: all cores)")
     args = parser.parse_args()
 
     import numpy as np
@@ -41,7 +42,15 @@ def main():
     from devsim.run import build_model, initial_pulse_states
 
     extra = {"count_pulses": False} if args.no_count_pulses else {}
+    if args.threads:
+        extra["threads"] = args.threads
     config = RunConfig(protocol="neurosim", device=args.device, dataset="mnist-5k", images_per_epoch=args.images, **extra)
+    from devsim import backends
+
+    # as devsim run does (the protocol's --threads 1); --threads 0 leaves TensorFlow's default (all cores)
+    threads, note = backends.set_threads(config.threads) if args.threads != 0 else (None, None)
+    if note:
+        print(note)
     device = config.make_device()
     data = load_dataset("mnist-5k")
     states = initial_pulse_states(config, device, data.x_train.shape[1:])
@@ -62,9 +71,10 @@ def main():
         best, median = min(times), float(np.median(times))
         results[name] = {"us_per_image_best": best * 1e6, "us_per_image_median": median * 1e6,
                          "neurosim_ratio_best": NEUROSIM_SECONDS_PER_IMAGE / best, "first_epoch_s": compile_s}
-        print(f"{name:>6} ({args.device if dev else 'software mode'}): {best * 1e6:7.1f} us/image best, "
+        print(f"{name:>6} ({args.device if dev else 'software mode'}, threads {threads or 'all'}): {best * 1e6:7.1f} us/image best, "
               f"{median * 1e6:7.1f} median over {args.repeats} epochs of {args.images}; "
               f"{NEUROSIM_SECONDS_PER_IMAGE / best:,.0f} x faster than NeuroSim's 0.045 s; first epoch (with compile) {compile_s:.1f} s")
+    results["threads"] = threads
     results["cpu_count"] = os.cpu_count()
     results["load_average"] = os.getloadavg()
     out = Path(__file__).with_name("neurosim_speed.json")

@@ -198,6 +198,39 @@ def accelerator() -> str:
     return "gpu" if torch.cuda.is_available() else "cpu"
 
 
+def set_threads(threads: int | None) -> tuple[int | None, str | None]:
+    """Let the backend use ``threads`` threads for one run's operations (None: its default, all cores).
+
+    TensorFlow: the intra-op pool (which XLA's CPU runtime runs its kernels on); it can only be set
+    before TensorFlow runs its first operation in the process. PyTorch: ``torch.set_num_threads``.
+    JAX: not settable once imported (``XLA_FLAGS``), left as it is.
+
+    Returns:
+        ``(threads in effect, note)``: the pool size now in use (None: the backend's default) and, when
+        the request could not be applied, a one-line note saying why (else None).
+    """
+    backend = name()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        current = tf.config.threading.get_intra_op_parallelism_threads() or None
+        if threads is None or threads == current:
+            return current, None
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+        except RuntimeError:  # the context exists: the pool is fixed for this process
+            return current, (f"--threads {threads} not applied: TensorFlow already runs with "
+                             f"{current or 'all cores as'} intra-op threads in this process")
+        return int(threads), None
+    if backend == "torch":
+        import torch
+
+        if threads is not None:
+            torch.set_num_threads(int(threads))
+        return torch.get_num_threads(), None
+    return None, None if threads is None else f"--threads {threads} not applied: JAX's CPU threads are fixed at import"
+
+
 def backend_versions() -> dict:
     """``{"backend": ..., "<backend package>": version, "accelerator": "cpu" | "gpu"}`` for result files,
     with the versions of the other installed backends' packages too (read from their metadata, not imported)."""

@@ -358,6 +358,12 @@ class RunConfig(_AlgorithmOptions):
     baselines: bool = option(True, "Also train the linear-device and float references.", cli="switch")
     eval_batch_size: int = option(
         2048, "Batch size of the per-epoch evaluation.", unit="images", minimum=1, maximum=2**31 - 1, sweep=False)
+    threads: int | None = protocol_option(
+        None, "Threads the backend may use for the run's operations (TensorFlow's intra-op pool, PyTorch's "
+        "set_num_threads); unset: all cores. NeuroSim's protocol uses 1: an image's step is too small to split, "
+        "and handing its kernels between threads costs more than it saves (the same numbers). TensorFlow takes "
+        "it only before its first operation in a process; config.json records the threads in effect.",
+        unit="threads", label="Threads", minimum=1, maximum=1024, sweep=False)
     out: str = option("results", "Results root folder.", sweep=False, group=OUTPUT)
     name: str | None = option(None, "Run folder name (default: built from the parameters).", sweep=False, group=OUTPUT)
 
@@ -590,6 +596,7 @@ IDENTITY = {
     "loss": "crossentropy", "output_activation": "softmax", "gmin_offset": False, "snap_init": True, "skip_zero_rows": False, "count_lost": True, "binarize": None,
     "hidden_threshold": None, "adc_bits": None, "r_access": None, "r_wire": None, "nl_table": False,
     "preset_levels": "states", "r_on": None, "cell": None, "model": "mlp", "train_size": None, "test_size": None,
+    "threads": None,
 }
 """Options added with the protocols (issue 9) and the models (issue 13) and their values that change nothing: run hashes leave
 them out at these values, so earlier sweeps resume."""

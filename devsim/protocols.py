@@ -34,6 +34,7 @@ NEUROSIM = {
     "batch_size": 1,
     "train_loop": "compiled",
     "skip_zero_rows": True,  # speed only: the same pulses
+    "threads": 1,  # speed only: one image per step runs faster on one thread (sweeps: one run per --workers)
     # periphery of the hardware forward pass (Train.cpp, Test.cpp, Mapping.cpp, Array.cpp, Param.cpp)
     "hidden_threshold": 0.5,
     "adc_bits": 8,

@@ -366,6 +366,33 @@ def test_cli_protocol_run(tmp_path, capsys):
         assert key in header
 
 
+def test_protocol_runs_on_one_thread_in_a_fresh_process(tmp_path):
+    """--protocol neurosim sets --threads 1: TensorFlow's intra-op pool, set before its first operation,
+    recorded in config.json; asked for again in the same process with another size, a note says it is not applied."""
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys\n"
+        "from devsim import backends\n"
+        "from devsim.cli import main\n"
+        "try:\n"
+        "    main(['run', '--protocol', 'neurosim', '--device', 'ag-si', '--epochs', '1', '--dataset', 'mnist-5k',\n"
+        "          '--images-per-epoch', '50', '--hidden', '8', '--no-baselines', '--out', sys.argv[1], '--name', 'one'])\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "import tensorflow as tf\n"
+        "print(json.dumps([tf.config.threading.get_intra_op_parallelism_threads(), backends.set_threads(2)]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    pool, (in_effect, note) = json.loads(result.stdout.strip().splitlines()[-1])
+    assert pool == 1 and in_effect == 1 and note.startswith("--threads 2 not applied")
+    record = json.loads((tmp_path / "one" / "config.json").read_text())
+    assert record["threads"] == 1 and record["devsim_run"]["threads"] == 1 and "threads" in record["protocol_fields"]
+    assert not record["notes"]
+
+
 @pytest.mark.slow
 def test_cli_protocol_run_as_documented(tmp_path, capsys):
     """The command of the issue: one full epoch (8000 images) of the three models."""
@@ -388,6 +415,7 @@ BAD = [
     (["--pulse-truncation"], "--pulse-truncation"),
     (["--r-access", "-1"], "--r-access"),
     (["--r-access", "1000"], "--r-access"),  # the default device has no R_on
+    (["--protocol", "neurosim", "--threads", "0"], "--threads"),
     (["--r-wire", "nan"], "--r-wire"),
     (["--r-on", "0"], "--r-on"),
     (["--cell", "bogus"], "--cell"),
