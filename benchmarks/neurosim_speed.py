@@ -48,9 +48,10 @@ def main():
     from devsim import backends
 
     # as devsim run does (the protocol's --threads 1); --threads 0 leaves TensorFlow's default (all cores)
-    threads, note = backends.set_threads(config.threads) if args.threads != 0 else (None, None)
+    note = backends.set_threads(config.threads) if args.threads != 0 else None
     if note:
         print(note)
+    threads = backends.threads()
     device = config.make_device()
     data = load_dataset("mnist-5k")
     states = initial_pulse_states(config, device, data.x_train.shape[1:])

@@ -198,37 +198,49 @@ def accelerator() -> str:
     return "gpu" if torch.cuda.is_available() else "cpu"
 
 
-def set_threads(threads: int | None) -> tuple[int | None, str | None]:
-    """Let the backend use ``threads`` threads for one run's operations (None: its default, all cores).
-
-    TensorFlow: the intra-op pool (which XLA's CPU runtime runs its kernels on); it can only be set
-    before TensorFlow runs its first operation in the process. PyTorch: ``torch.set_num_threads``.
-    JAX: not settable once imported (``XLA_FLAGS``), left as it is.
-
-    Returns:
-        ``(threads in effect, note)``: the pool size now in use (None: the backend's default) and, when
-        the request could not be applied, a one-line note saying why (else None).
-    """
+def threads() -> int | None:
+    """The threads the backend computes on: TensorFlow's intra-op pool size, PyTorch's
+    ``torch.get_num_threads()``; None for the backend's default (all cores; JAX always)."""
     backend = name()
     if backend == "tensorflow":
         import tensorflow as tf
 
-        current = tf.config.threading.get_intra_op_parallelism_threads() or None
-        if threads is None or threads == current:
-            return current, None
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-        except RuntimeError:  # the context exists: the pool is fixed for this process
-            return current, (f"--threads {threads} not applied: TensorFlow already runs with "
-                             f"{current or 'all cores as'} intra-op threads in this process")
-        return int(threads), None
+        return tf.config.threading.get_intra_op_parallelism_threads() or None
     if backend == "torch":
         import torch
 
-        if threads is not None:
-            torch.set_num_threads(int(threads))
-        return torch.get_num_threads(), None
-    return None, None if threads is None else f"--threads {threads} not applied: JAX's CPU threads are fixed at import"
+        return torch.get_num_threads()
+    return None
+
+
+def set_threads(n: int | None) -> str | None:
+    """Let the backend use ``n`` threads for a run's operations (None: leave it as it is).
+
+    TensorFlow: the intra-op pool (which XLA's CPU runtime runs its kernels on); it can only be set
+    before TensorFlow runs its first operation in the process. PyTorch: ``torch.set_num_threads``.
+    JAX: not settable once imported (``XLA_FLAGS``). `threads` tells what is in effect.
+
+    Returns:
+        None, or a one-line note saying why the request could not be applied.
+    """
+    if n is None or n == threads():
+        return None
+    backend = name()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(int(n))
+        except RuntimeError:  # the context exists: the pool is fixed for this process
+            return (f"--threads {n} not applied: TensorFlow already runs with {threads() or 'all cores as'} "
+                    "intra-op threads in this process")
+        return None
+    if backend == "torch":
+        import torch
+
+        torch.set_num_threads(int(n))
+        return None
+    return f"--threads {n} not applied: JAX's CPU threads are fixed at import"
 
 
 def backend_versions() -> dict:

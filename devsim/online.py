@@ -108,7 +108,7 @@ def _read_caches(model) -> list:
     for layer in model.layers:
         tile = tiles.get(id(getattr(layer, "kernel", None)))
         if (tile is not None and isinstance(layer, periphery.AnalogDense) and layer.reads.reads_currents
-                and tile.keeps_read_cache):
+                and tile.programs_pulsed_cells_only):
             tile.read_cache = layer.read_cache()
             caches.append(tile.read_cache)
     return caches

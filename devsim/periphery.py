@@ -66,6 +66,7 @@ the layers are made on first use.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 
@@ -602,24 +603,23 @@ class ReadCache:
         """The currents of the cells at ``rows``, ``cols`` (index vectors) holding weights ``w``."""
         return self.layer._cell_currents(w, int(self.layer.kernel.shape[0]), rows, cols)
 
-    def refresh(self):
-        """Set every cell's current from the layer's kernel."""
+    def kernel_currents(self):
+        """Every cell's current computed from the layer's kernel now (what `refresh` keeps)."""
         kernel = self.layer.kernel
-        self.variable.assign(self.layer._cell_currents(ops.cast(kernel.value, "float32"), int(kernel.shape[0])))
+        return self.layer._cell_currents(ops.cast(kernel.value, "float32"), int(kernel.shape[0]))
 
+    def refresh(self):
+        """Set every cell's kept current from the layer's kernel."""
+        self.variable.assign(self.kernel_currents())
+
+    @contextlib.contextmanager
     def activated(self):
         """A context in which the layer reads the kept currents (and tiles keep them)."""
-        import contextlib
-
-        @contextlib.contextmanager
-        def active():
-            self.active = True
-            try:
-                yield self
-            finally:
-                self.active = False
-
-        return active()
+        self.active = True
+        try:
+            yield self
+        finally:
+            self.active = False
 
 
 class _Box:

@@ -270,7 +270,7 @@ class RunFolder:
             "protocol_fields": list(getattr(config, "protocol_fields", [])),
             "notes": list(getattr(config, "notes", [])),
             "versions": versions(),
-            "threads": getattr(config, "threads_in_effect", None),
+            "threads": backends.threads(),
             "status": "running",
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             **(extra or {}),
@@ -372,8 +372,7 @@ def run(config: RunConfig, echo=print, warn=None) -> Path:
     data = load_dataset(config.dataset, config.data_dir, warn=warn, train_size=config.train_size,
                         test_size=config.test_size)
     io.check_writable(Path(config.out), "--out")
-    threads, note = backends.set_threads(config.threads)
-    config.threads_in_effect = threads
+    note = backends.set_threads(config.threads)
     if note:
         config.notes.append(note)
     with io.folder_lock(Path(config.out) / f".{config.run_name()}.lock", "--name", "run"):

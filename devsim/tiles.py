@@ -114,7 +114,7 @@ class DeviceTile:
         self.population = None
         self.read_cache = None
         """A `devsim.periphery.ReadCache` of the layer reading this tile's array, or None: while it is
-        active, updates write the read currents of the cells they program into it (`keeps_read_cache`)."""
+        active, updates write the read currents of the cells they program into it (`programs_pulsed_cells_only`)."""
 
     # ------------------------------------------------------------------ state
 
@@ -186,21 +186,21 @@ class DeviceTile:
         axes = tuple(range(self.stack_axes, len(x.shape)))
         return ops.cast(ops.sum(x, axis=axes), backends.counter_dtype())
 
-    def _compacts(self, anchor):
+    @property
+    def programs_pulsed_cells_only(self) -> bool:
+        """Whether batch updates program only the cells they pulse (``skip_zero_rows`` in effect: a
+        2-D kernel of exponential devices without per-device variation or read noise, a
+        deterministic pulse rule, TensorFlow). Such a tile can also keep its layer's read currents
+        (`read_cache`). Needs the devices drawn (`build`)."""
         import keras
 
-        return (self.skip_zero_rows and self.kind == "device" and anchor is not None and keras.backend.backend() == "tensorflow"
+        return (self.skip_zero_rows and self.kind == "device" and self.population is not None
+                and keras.backend.backend() == "tensorflow"
                 and len(self.variable.shape) == 2 and self.stack_axes == 0 and self.mapping.name == "reference"
                 and getattr(self.device, "kind", None) == "exp" and not self.device.needs_sampling
                 and np.ndim(self.device.a_p) == 0 and np.ndim(self.device.a_d) == 0
                 and self.population.read_noise == 0 and self.pulses not in RANDOM_RULES
                 and min(self.variable.shape) > 1)
-
-    @property
-    def keeps_read_cache(self) -> bool:
-        """Whether batch updates can keep a `devsim.periphery.ReadCache` (they program only the cells
-        they pulse: ``skip_zero_rows`` in effect)."""
-        return self.population is not None and self._compacts(0.0)
 
     def update(self, anchor, step, grad=None, lr=None):
         """Program the change of the variable from ``anchor`` (its weights before the
@@ -213,7 +213,7 @@ class DeviceTile:
             grad, lr: the loss gradient of the variable and the current learning rate
                 (given to every tile; kinds with ``needs_gradient`` use them).
         """
-        if self._compacts(anchor):
+        if anchor is not None and self.programs_pulsed_cells_only:
             return self._update_rows(anchor, step)
         u, xi_c2c, xi_read = self._noise(step)
         g_old = self.conductance.value

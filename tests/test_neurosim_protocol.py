@@ -147,9 +147,7 @@ def test_only_tiles_that_program_the_cells_they_pulse_keep_read_currents(fields,
     layers = [layer for layer in model.layers if isinstance(layer, AnalogDense)]
     for cache in loop.read_caches:
         assert not cache.active  # only while the loop runs: evaluation computes the currents
-        kernel = cache.layer.kernel
-        np.testing.assert_allclose(cache.variable.numpy(), cache.layer._cell_currents(kernel.value, kernel.shape[0]),
-                                   rtol=1e-6)
+        np.testing.assert_allclose(cache.variable.numpy(), cache.kernel_currents(), rtol=1e-6)
     with pytest.raises(ValueError, match="reads no currents"):
         AnalogDense(3, reads=ArrayReads(hidden_threshold=0.5), name="no_currents").read_cache()
     assert len(layers) == 2
@@ -382,11 +380,12 @@ def test_protocol_runs_on_one_thread_in_a_fresh_process(tmp_path):
         "except SystemExit as e:\n"
         "    assert not e.code, e.code\n"
         "import tensorflow as tf\n"
-        "print(json.dumps([tf.config.threading.get_intra_op_parallelism_threads(), backends.set_threads(2)]))\n"
+        "print(json.dumps([tf.config.threading.get_intra_op_parallelism_threads(), backends.set_threads(2),\n"
+        "                  backends.threads()]))\n"
     )
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    pool, (in_effect, note) = json.loads(result.stdout.strip().splitlines()[-1])
+    pool, note, in_effect = json.loads(result.stdout.strip().splitlines()[-1])
     assert pool == 1 and in_effect == 1 and note.startswith("--threads 2 not applied")
     record = json.loads((tmp_path / "one" / "config.json").read_text())
     assert record["threads"] == 1 and record["devsim_run"]["threads"] == 1 and "threads" in record["protocol_fields"]
