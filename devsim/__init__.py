@@ -20,6 +20,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from devsim import backends as _backends  # noqa: E402  (imports no backend)
+
+_backends.use_wide_vectors()
+
 __version__ = "0.1.0"
 
 _EXPORTS = {

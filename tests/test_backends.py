@@ -36,8 +36,8 @@ def env(backend):
     return {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
-def start(backend, cases):
-    return subprocess.Popen([sys.executable, str(WORKER), *cases], cwd=ROOT, env=env(backend),
+def start(backend, cases, **environ):
+    return subprocess.Popen([sys.executable, str(WORKER), *cases], cwd=ROOT, env={**env(backend), **environ},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -135,6 +135,42 @@ def test_backend_matches_tensorflow_every_algorithm(backend):
     need(backend)
     both = results(("tensorflow", backend), SLOW)
     assert_same(both["tensorflow"], both[backend], backend)
+
+
+def test_wide_vector_flags_adds_512_bits_only_on_avx512_and_keeps_a_chosen_width():
+    from devsim.backends import WIDE_VECTORS, wide_vector_flags
+
+    assert WIDE_VECTORS == "--xla_cpu_prefer_vector_width=512"
+    assert wide_vector_flags("", avx512=True) == WIDE_VECTORS
+    assert wide_vector_flags("--xla_dump_to=/tmp/x", avx512=True) == "--xla_dump_to=/tmp/x " + WIDE_VECTORS
+    assert wide_vector_flags("", avx512=False) == ""
+    assert wide_vector_flags("--xla_cpu_prefer_vector_width=256", avx512=True) == "--xla_cpu_prefer_vector_width=256"
+
+
+def test_import_devsim_sets_xla_flags_for_this_cpu():
+    from numpy._core._multiarray_umath import __cpu_features__
+
+    code = "import os, devsim; print(os.environ.get('XLA_FLAGS', ''))"
+    unset = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=unset, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ("--xla_cpu_prefer_vector_width=512" if __cpu_features__["AVX512F"] else "")
+    mine = {**unset, "XLA_FLAGS": "--xla_cpu_prefer_vector_width=256"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=mine, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "--xla_cpu_prefer_vector_width=256"
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", pytest.param("jax", marks=pytest.mark.slow)])
+def test_xla_vector_width_changes_no_number(backend):
+    """XLA's 256- and 512-bit code of the device update (stochastic pulses, C2C, D2D, read noise) give the same bits."""
+    need(backend)
+    widths = {w: start(backend, ("sgd",), XLA_FLAGS=f"--xla_cpu_prefer_vector_width={w}") for w in (256, 512)}
+    narrow, wide = (finish(widths[w], backend) for w in (256, 512))
+    assert narrow["versions"]["xla_flags"] == "--xla_cpu_prefer_vector_width=256"
+    assert wide["versions"]["xla_flags"] == "--xla_cpu_prefer_vector_width=512"
+    a, b = narrow["cases"]["sgd"], wide["cases"]["sgd"]
+    assert a["pulses"] == b["pulses"] and a["loss"] == b["loss"] and a["read"] == b["read"]
+    assert a["kernels"] == b["kernels"] and a["states"] == b["states"]
+    assert sum(sum(v) for k, v in a["pulses"].items() if "applied" in k) > 0
 
 
 REFUSED = [

@@ -186,6 +186,7 @@ def main():
         raise SystemExit(f"unknown tool {args.tool}; one of {TOOLS}")
     common.pin_thread_env(args.threads)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import devsim  # noqa: F401  (before Keras: every tool, float ones too, runs with devsim's XLA_FLAGS)
     import keras
 
     if keras.backend.backend() == "tensorflow":
