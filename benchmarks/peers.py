@@ -96,8 +96,11 @@ TOOLS = {
     "keras-jax": ("keras", "keras", []),
     "devsim-jax": ("keras", "devsim", []),
     "devsim-c2c-jax": ("keras", "devsim-c2c", []),
+    # XLA's default 256-bit vectors instead of devsim's 512 on AVX-512 CPUs (devsim.backends.use_wide_vectors)
+    "devsim-c2c-spe-256": ("keras", "devsim-c2c", ["--steps-per-execution", EPOCH, "--xla-vector-width", "256"]),
+    "devsim-c2c-jax-256": ("keras", "devsim-c2c", ["--xla-vector-width", "256"]),
 }
-BACKEND = {tool: "jax" for tool in TOOLS if tool.endswith("-jax")}
+BACKEND = {tool: "jax" for tool in TOOLS if "-jax" in tool}
 """Tools that run on another Keras backend than TensorFlow (``KERAS_BACKEND`` of their worker)."""
 DEFAULT_TOOLS = ("torch", "aihwkit-constantstep", "aihwkit-expstep", "keras", "keras-spe", "keras-jit-spe",
                  "devsim", "devsim-c2c", "devsim-c2c-spe", "devsim-c2c-jit-spe", "keras-jax", "devsim-jax",

@@ -257,9 +257,9 @@ def wide_vector_flags(flags: str, avx512: bool) -> str:
     XLA's CPU compiler emits 256-bit vector code unless told otherwise. devsim's
     batch-mode device update is one fused elementwise program of about 150
     vector operations per weight (counter hashes, stochastic rounding, the
-    curve, the inverse normal CDF of the C2C draws); 512 bits wide it runs
-    14-17 % faster per training epoch on an AVX-512 Xeon, with the same results
-    bit for bit (benchmarks/README.md, "XLA's vector width"). A width already in
+    curve, the inverse normal CDF of the C2C draws); 512 bits wide a training
+    epoch takes 8-15 % less on an AVX-512 Xeon, with the same results bit for
+    bit (README, Performance: "XLA's vector width"). A width already in
     ``flags`` (``--xla_cpu_prefer_vector_width=256`` restores XLA's default) is kept.
 
     Args:

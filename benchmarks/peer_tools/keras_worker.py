@@ -186,6 +186,9 @@ def main():
         raise SystemExit(f"unknown tool {args.tool}; one of {TOOLS}")
     common.pin_thread_env(args.threads)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if args.xla_vector_width:  # replaces the width the driver's environment has (XLA takes the first); devsim keeps it
+        flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith("--xla_cpu_prefer_vector_width")]
+        os.environ["XLA_FLAGS"] = " ".join(flags + [f"--xla_cpu_prefer_vector_width={args.xla_vector_width}"])
     import devsim  # noqa: F401  (before Keras: every tool, float ones too, runs with devsim's XLA_FLAGS)
     import keras
 
