@@ -39,6 +39,16 @@ CHUNKS = (512, 128, 32)
 least half full, the smallest for the rest (NeuroSim's protocol: most images pulse no cell, 99 % fewer
 than 1200 of a 400 x 100 kernel)."""
 
+SPARSE_BLOCK = 16
+"""Devices per block of the sparse batch update (`DeviceTile.updates_pulsed_blocks`): one 512-bit vector of float32."""
+
+SPARSE_CAPACITY = 1 / 8
+"""Blocks the sparse batch update programs per pass of its loop, a fraction of the tile's. Stochastic rounding
+pulses 0.2-0.8 % of the devices per step on the MLPs of `benchmarks/peers.py`: 3-12 % of the blocks, one pass."""
+
+SPARSE_MIN_SIZE = 64 * SPARSE_BLOCK
+"""Smallest tile (devices) the sparse batch update is used for: a smaller one gains nothing from it."""
+
 READ_STREAM = 1 << 20
 """Noise streams of evaluation reads start here, apart from the updates' 3 per tile."""
 
@@ -93,6 +103,9 @@ class DeviceTile:
             to float32 rounding, conductances, faster when few devices are
             pulsed per update (NeuroSim's protocol). Used for 2-D kernels of
             devices without per-device variation or read noise; else ignored.
+        sparse_update: batch updates run the device math on the blocks of
+            `SPARSE_BLOCK` devices that get a pulse only (`updates_pulsed_blocks`
+            says where it applies); the same numbers.
     """
 
     kind = "device"
@@ -102,8 +115,9 @@ class DeviceTile:
 
     def __init__(self, variable, device, mapping, pulses, max_pulses, index, seed, stack_axes=0, count_pulses=False,
                  read_noise_in_steps=True, snap_initial=True, pulse_truncation=False, skip_zero_rows=False,
-                 count_lost=True, algorithm=None):
+                 count_lost=True, algorithm=None, sparse_update=True):
         self.variable, self.device, self.mapping = variable, device, mapping
+        self.sparse_update = bool(sparse_update)
         self.skip_zero_rows, self.count_lost = bool(skip_zero_rows), bool(count_lost)
         self.snap_initial, self.pulse_truncation = bool(snap_initial), bool(pulse_truncation)
         self.algorithm = algorithms_mod.get(algorithm)
@@ -215,22 +229,109 @@ class DeviceTile:
         """
         if anchor is not None and self.programs_pulsed_cells_only:
             return self._update_rows(anchor, step)
+        if anchor is not None and self.updates_pulsed_blocks:
+            return self._update_blocks(anchor, step)
         u, xi_c2c, xi_read = self._noise(step)
-        g_old = self.conductance.value
         if anchor is None:  # epoch updates: the drift from the devices' (noise-free) value
-            anchor = ops.cast(self._weights(self.population.read(g_old)), self.variable.dtype)
+            anchor = ops.cast(self._weights(self.population.read(self.conductance.value)), self.variable.dtype)
+        self._assign(*self._dense_update(anchor, u, xi_c2c, xi_read))
+
+    @property
+    def updates_pulsed_blocks(self) -> bool:
+        """Whether batch updates run the device math only on the blocks of `SPARSE_BLOCK` devices
+        that get a pulse (`_update_blocks`): plain tiles of devices that do not differ from each other
+        (no D2D, no stuck devices), with scalar curve constants, the reference mapping, no read noise in
+        the steps (a weight that gets no pulse keeps its value), no stacked copies, a size that is a
+        multiple of the block and at least `SPARSE_MIN_SIZE`, compiled on JAX or TensorFlow (XLA).
+        Needs the devices drawn (`build`)."""
+        import keras
+
+        size = int(np.prod(self.variable.shape))
+        return (self.sparse_update and self.kind == "device" and self.population is not None
+                and keras.backend.backend() in ("jax", "tensorflow")
+                and self.stack_axes == 0 and self.mapping.name == "reference"
+                and getattr(self.device, "kind", None) == "exp" and not self.device.needs_sampling
+                and np.ndim(self.device.a_p) == 0 and np.ndim(self.device.a_d) == 0
+                and not (self.population.read_noise > 0 and self.read_noise_in_steps)
+                and size % SPARSE_BLOCK == 0 and size >= SPARSE_MIN_SIZE)
+
+    def _dense_update(self, anchor, u, xi_c2c, xi_read):
+        """``(g_new, w_new, counts)`` of the update from ``anchor`` for every device; ``counts``: the LTP
+        and LTD pulses sent, then (``count_lost``) those applied and lost; empty without ``count_pulses``."""
+        g_old = self.conductance.value
         dw = ops.cast(self.variable.value - anchor, "float32")
         population = self.population
         n = self.mapping.route(self._pulses(dw, population, u))
         g_new, n_lost = population.apply_pulses(g_old, n, xi=xi_c2c)
+        counts = []
         if self.count_pulses:
+            counts = [self._count(ops.relu(n)), self._count(ops.relu(-n))]
             if self.count_lost:
-                self.applied.assign_add(self._count(ops.abs(n) - n_lost))
-                self.lost.assign_add(self._count(n_lost))
-            self.ltp.assign_add(self._count(ops.relu(n)))
-            self.ltd.assign_add(self._count(ops.relu(-n)))
+                counts += [self._count(ops.abs(n) - n_lost), self._count(n_lost)]
+        w_new = ops.cast(self._weights(population.read(g_new, xi=xi_read)), self.variable.dtype)
+        return g_new, w_new, counts
+
+    def _assign(self, g_new, w_new, counts):
+        """Set the conductances and the variable, and add ``counts`` (`_dense_update`'s) to the counters."""
+        if counts:
+            self.ltp.assign_add(counts[0])
+            self.ltd.assign_add(counts[1])
+            if self.count_lost:
+                self.applied.assign_add(counts[2])
+                self.lost.assign_add(counts[3])
         self.conductance.assign(g_new)
-        self.variable.assign(ops.cast(self._weights(population.read(g_new, xi=xi_read)), self.variable.dtype))
+        self.variable.assign(w_new)
+
+    def _update_blocks(self, anchor, step):
+        """`update` with the device math on the blocks of devices that get a pulse only.
+
+        The pulses are worked out for every weight (the rounding draws and a comparison); the
+        blocks of `SPARSE_BLOCK` consecutive devices (row-major) holding a nonzero pulse are
+        listed (a prefix sum of their flags) and programmed `SPARSE_CAPACITY` of the blocks at a
+        time in a loop (one pass in a typical step, none when no device gets a pulse): gathered,
+        updated with the element-indexed draws the dense update uses (`devsim.noise.normal_at`)
+        and scattered back. Weights outside them keep their value ``anchor``, which is the read
+        of their unchanged devices. The same pulses and conductances as the dense update.
+        """
+        size, block = int(np.prod(self.variable.shape)), SPARSE_BLOCK
+        blocks = size // block
+        chunk = max(1, int(blocks * SPARSE_CAPACITY))
+        length = -(-blocks // chunk) * chunk  # the list: whole chunks
+        u = None
+        if self.pulses in RANDOM_RULES:
+            u = noise.uniform(self._draw_shape(self.variable.shape), noise.key(self.seed, step, 3 * self.index))
+        population = self.population
+        dw = ops.cast(self.variable.value - anchor, "float32")
+        n_rows = ops.reshape(self.mapping.route(self._pulses(dw, population, u)), (blocks, block))
+        flags = ops.cast(ops.any(ops.not_equal(n_rows, 0.0), axis=1), "int32")
+        flagged = ops.sum(flags)
+        # entry k of the list is the k-th flagged block; the entries after the last hold `blocks` (out of
+        # range: gathers take the last block, scatters leave them out)
+        slot = ops.where(flags > 0, ops.cumsum(flags) - flags, length)
+        listed = ops.scatter(slot[:, None], ops.arange(blocks, dtype="int32") - blocks, (length + 1,))[:length] + blocks
+        c2c_key = noise.key(self.seed, step, 3 * self.index + 1) if population.c2c > 0 else None
+        counting = 4 if self.count_pulses and self.count_lost else 2 if self.count_pulses else 0
+
+        def program(start, g, w, counts):
+            rows = ops.slice(listed, (start,), (chunk,))
+            inside = ops.minimum(rows, blocks - 1)
+            n_b = ops.take(n_rows, inside, axis=0)
+            xi_b = None
+            if c2c_key is not None:
+                xi_b = noise.normal_at(inside[:, None] * block + ops.arange(block, dtype="int32")[None, :], c2c_key)
+            g_b, lost_b = population.apply_pulses(ops.take(g, inside, axis=0), n_b, xi=xi_b)
+            w_b = ops.cast(self._weights(population.read(g_b)), self.variable.dtype)
+            if counting:
+                valid = ops.cast(rows < blocks, "float32")[:, None]
+                parts = [ops.relu(n_b), ops.relu(-n_b), ops.abs(n_b) - lost_b, lost_b][:counting]
+                counts = counts + ops.cast(ops.stack([ops.sum(p * valid) for p in parts]), counts.dtype)
+            return start + chunk, _scatter_rows(g, rows, g_b), _scatter_rows(w, rows, w_b), counts
+
+        state = (ops.convert_to_tensor(0, "int32"), ops.reshape(self.conductance.value, (blocks, block)),
+                 ops.reshape(anchor, (blocks, block)), ops.zeros((counting,), backends.counter_dtype()))
+        _, g_new, w_new, counts = ops.while_loop(lambda start, *_: start < flagged, program, state)
+        counts = [counts[i] for i in range(counting)]
+        self._assign(ops.reshape(g_new, self.variable.shape), ops.reshape(w_new, self.variable.shape), counts)
 
     def _pulses(self, dw, population, u, truncation=None):
         """Signed pulses per weight for the weight change ``dw``, by the tile's rule (``truncation``:
@@ -387,6 +488,18 @@ class DeviceTile:
 
 
 
+
+
+def _scatter_rows(base, rows, values):
+    """``base`` (2-D) with its rows ``rows`` set to ``values``; rows out of range are left out
+    (JAX's ``mode="drop"``; XLA's scatter semantics on TensorFlow, whose device updates are compiled)."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        return base.at[rows].set(values, mode="drop")
+    import tensorflow as tf
+
+    return tf.tensor_scatter_nd_update(base, rows[:, None], values)
 
 
 def _reference_mapping_only(tile):
