@@ -99,6 +99,9 @@ TOOLS = {
     # XLA's default 256-bit vectors instead of devsim's 512 on AVX-512 CPUs (devsim.backends.use_wide_vectors)
     "devsim-c2c-spe-256": ("keras", "devsim-c2c", ["--steps-per-execution", EPOCH, "--xla-vector-width", "256"]),
     "devsim-c2c-jax-256": ("keras", "devsim-c2c", ["--xla-vector-width", "256"]),
+    # the dense device update of every device instead of the sparse one (DeviceOptimizer(sparse_update=False))
+    "devsim-c2c-spe-dense": ("keras", "devsim-c2c", ["--steps-per-execution", EPOCH, "--sparse-update", "false"]),
+    "devsim-c2c-jax-dense": ("keras", "devsim-c2c", ["--sparse-update", "false"]),
 }
 BACKEND = {tool: "jax" for tool in TOOLS if "-jax" in tool}
 """Tools that run on another Keras backend than TensorFlow (``KERAS_BACKEND`` of their worker)."""

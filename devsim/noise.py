@@ -79,11 +79,21 @@ def _bits_at(index, key_):
     return _hash(_to_u32(index), key_)
 
 
+def _unit(bits):
+    """Uniforms in (0, 1) of 32 random bits: ``(b + 0.5) / 2**23`` of their top 23 bits ``b``."""
+    return (ops.cast(ops.right_shift(bits, _u32(9)), "float32") + 0.5) * (1.0 / 2**23)
+
+
+def uniform_at(index, key_):
+    """The uniforms `uniform` gives the elements at flat positions ``index`` (any int tensor), computed for
+    those elements only."""
+    return _unit(_bits_at(index, key_))
+
+
 def normal_at(index, key_):
     """The standard normals `normal` gives the elements at flat positions ``index``: the same
     numbers as ``ops.take(normal(shape, key_).ravel(), index)``, computed for those elements only."""
-    bits = ops.right_shift(_bits_at(index, key_), _u32(9))
-    return _inverse_normal_cdf((ops.cast(bits, "float32") + 0.5) * (1.0 / 2**23))
+    return _inverse_normal_cdf(uniform_at(index, key_))
 
 
 def key(seed: int, step, stream: int):
@@ -101,8 +111,7 @@ def uniform(shape, key_, copies=0):
         copies: leading axes of ``shape`` over which the numbers repeat (stacked
             copies of one array draw the same numbers, `devsim.stacked`).
     """
-    bits = ops.right_shift(_bits(shape, key_, copies), _u32(9))
-    return (ops.cast(bits, "float32") + 0.5) * (1.0 / 2**23)
+    return _unit(_bits(shape, key_, copies))
 
 
 def normal(shape, key_, copies=0):

@@ -42,9 +42,9 @@ than 1200 of a 400 x 100 kernel)."""
 SPARSE_BLOCK = 16
 """Devices per block of the sparse batch update (`DeviceTile.updates_pulsed_blocks`): one 512-bit vector of float32."""
 
-SPARSE_CAPACITY = 1 / 8
-"""Blocks the sparse batch update programs per pass of its loop, a fraction of the tile's. Stochastic rounding
-pulses 0.2-0.8 % of the devices per step on the MLPs of `benchmarks/peers.py`: 3-12 % of the blocks, one pass."""
+SPARSE_CHUNKS = (1 / 8, 1 / 32)
+"""Blocks the sparse batch update programs per pass of its loops, fractions of the tile's. Stochastic rounding
+pulses 0.2-0.8 % of the devices per step on the MLPs of `benchmarks/peers.py`: 3-12 % of the blocks."""
 
 SPARSE_MIN_SIZE = 64 * SPARSE_BLOCK
 """Smallest tile (devices) the sparse batch update is used for: a smaller one gains nothing from it."""
@@ -285,51 +285,64 @@ class DeviceTile:
     def _update_blocks(self, anchor, step):
         """`update` with the device math on the blocks of devices that get a pulse only.
 
-        The pulses are worked out for every weight (the rounding draws and a comparison); the
-        blocks of `SPARSE_BLOCK` consecutive devices (row-major) holding a nonzero pulse are
-        listed (a prefix sum of their flags) and programmed `SPARSE_CAPACITY` of the blocks at a
-        time in a loop (one pass in a typical step, none when no device gets a pulse): gathered,
-        updated with the element-indexed draws the dense update uses (`devsim.noise.normal_at`)
-        and scattered back. Weights outside them keep their value ``anchor``, which is the read
-        of their unchanged devices. The same pulses and conductances as the dense update.
+        The pulses are worked out for every weight (the rounding draws and a comparison) only to
+        flag the blocks of `SPARSE_BLOCK` consecutive devices (row-major) that hold one. The
+        flagged blocks are listed (a prefix sum of the flags) and programmed in loops,
+        `SPARSE_CHUNKS` of the blocks per pass (a chunk size while it would be at least half
+        full, the smallest for the rest; none when no device gets a pulse): their weight changes
+        and devices gathered, their pulses and C2C noise computed again from the element-indexed
+        draws the dense update uses (`devsim.noise.uniform_at`, `normal_at`), the devices updated
+        and scattered back. Weights outside them keep their value ``anchor``, the read of their
+        unchanged devices. The same pulses and conductances as the dense update, bit for bit.
         """
         size, block = int(np.prod(self.variable.shape)), SPARSE_BLOCK
         blocks = size // block
-        chunk = max(1, int(blocks * SPARSE_CAPACITY))
-        length = -(-blocks // chunk) * chunk  # the list: whole chunks
-        u = None
-        if self.pulses in RANDOM_RULES:
-            u = noise.uniform(self._draw_shape(self.variable.shape), noise.key(self.seed, step, 3 * self.index))
-        population = self.population
-        dw = ops.cast(self.variable.value - anchor, "float32")
-        n_rows = ops.reshape(self.mapping.route(self._pulses(dw, population, u)), (blocks, block))
-        flags = ops.cast(ops.any(ops.not_equal(n_rows, 0.0), axis=1), "int32")
+        population, random_rule = self.population, self.pulses in RANDOM_RULES
+        u_key = noise.key(self.seed, step, 3 * self.index)
+        c2c_key = noise.key(self.seed, step, 3 * self.index + 1) if population.c2c > 0 else None
+        w_rows = ops.reshape(self.variable.value, (blocks, block))
+        anchor_rows = ops.reshape(anchor, (blocks, block))
+
+        def pulses(w, a, cells):
+            dw = ops.cast(w - a, "float32")
+            u = noise.uniform_at(cells, u_key) if random_rule else None
+            return self.mapping.route(self._pulses(dw, population, u))
+
+        every = ops.reshape(ops.arange(size, dtype="int32"), (blocks, block))
+        flags = ops.cast(ops.any(ops.not_equal(pulses(w_rows, anchor_rows, every), 0.0), axis=1), "int32")
         flagged = ops.sum(flags)
+        chunks = sorted({max(1, int(blocks * c)) for c in SPARSE_CHUNKS}, reverse=True)
+        length = blocks + chunks[0]  # room for the last pass of any chunk size
         # entry k of the list is the k-th flagged block; the entries after the last hold `blocks` (out of
         # range: gathers take the last block, scatters leave them out)
-        slot = ops.where(flags > 0, ops.cumsum(flags) - flags, length)
+        slot = ops.where(flags > 0, _exclusive_prefix_sum(flags), length)
         listed = ops.scatter(slot[:, None], ops.arange(blocks, dtype="int32") - blocks, (length + 1,))[:length] + blocks
-        c2c_key = noise.key(self.seed, step, 3 * self.index + 1) if population.c2c > 0 else None
         counting = 4 if self.count_pulses and self.count_lost else 2 if self.count_pulses else 0
+        lane = ops.arange(block, dtype="int32")[None, :]
 
-        def program(start, g, w, counts):
-            rows = ops.slice(listed, (start,), (chunk,))
-            inside = ops.minimum(rows, blocks - 1)
-            n_b = ops.take(n_rows, inside, axis=0)
-            xi_b = None
-            if c2c_key is not None:
-                xi_b = noise.normal_at(inside[:, None] * block + ops.arange(block, dtype="int32")[None, :], c2c_key)
-            g_b, lost_b = population.apply_pulses(ops.take(g, inside, axis=0), n_b, xi=xi_b)
-            w_b = ops.cast(self._weights(population.read(g_b)), self.variable.dtype)
-            if counting:
-                valid = ops.cast(rows < blocks, "float32")[:, None]
-                parts = [ops.relu(n_b), ops.relu(-n_b), ops.abs(n_b) - lost_b, lost_b][:counting]
-                counts = counts + ops.cast(ops.stack([ops.sum(p * valid) for p in parts]), counts.dtype)
-            return start + chunk, _scatter_rows(g, rows, g_b), _scatter_rows(w, rows, w_b), counts
+        def program(chunk):
+            def body(start, g, w, counts):
+                rows = ops.slice(listed, (start,), (chunk,))
+                inside = ops.minimum(rows, blocks - 1)
+                cells = inside[:, None] * block + lane
+                n_b = pulses(ops.take(w_rows, inside, axis=0), ops.take(anchor_rows, inside, axis=0), cells)
+                xi_b = noise.normal_at(cells, c2c_key) if c2c_key is not None else None
+                g_b, lost_b = population.apply_pulses(ops.take(g, inside, axis=0), n_b, xi=xi_b)
+                w_b = ops.cast(self._weights(population.read(g_b)), self.variable.dtype)
+                if counting:
+                    valid = ops.cast(rows < blocks, "float32")[:, None]
+                    parts = [ops.relu(n_b), ops.relu(-n_b), ops.abs(n_b) - lost_b, lost_b][:counting]
+                    counts = counts + ops.cast(ops.stack([ops.sum(p * valid) for p in parts]), counts.dtype)
+                return start + chunk, _scatter_rows(g, rows, g_b), _scatter_rows(w, rows, w_b), counts
+            return body
 
         state = (ops.convert_to_tensor(0, "int32"), ops.reshape(self.conductance.value, (blocks, block)),
-                 ops.reshape(anchor, (blocks, block)), ops.zeros((counting,), backends.counter_dtype()))
-        _, g_new, w_new, counts = ops.while_loop(lambda start, *_: start < flagged, program, state)
+                 anchor_rows, ops.zeros((counting,), backends.counter_dtype()))
+        for k, chunk in enumerate(chunks):
+            last = k == len(chunks) - 1
+            state = ops.while_loop(lambda start, *_, c=chunk, e=last: flagged - start > (0 if e else c // 2),
+                                   program(chunk), state)
+        _, g_new, w_new, counts = state
         counts = [counts[i] for i in range(counting)]
         self._assign(ops.reshape(g_new, self.variable.shape), ops.reshape(w_new, self.variable.shape), counts)
 
@@ -488,6 +501,19 @@ class DeviceTile:
 
 
 
+
+
+def _exclusive_prefix_sum(flags, width=128):
+    """``cumsum(flags) - flags`` of a 1-D int32 tensor of 0s and 1s: within rows of ``width`` entries a
+    matrix product with triangular ones (float32, exact), a cumsum over the rows (XLA:CPU's cumsum is a
+    scan of log2(n) passes over the whole array, several times slower)."""
+    size = int(flags.shape[0])
+    rows = -(-size // width)
+    x = ops.reshape(ops.pad(ops.cast(flags, "float32"), [(0, rows * width - size)]), (rows, width))
+    before = ops.matmul(x, np.triu(np.ones((width, width), np.float32), 1))  # [i, j] = 1 where i < j
+    totals = ops.cast(ops.sum(x, axis=1), "int32")
+    earlier = ops.cumsum(totals) - totals  # flags in the rows before
+    return ops.reshape(ops.cast(before, "int32") + earlier[:, None], (-1,))[:size]
 
 
 def _scatter_rows(base, rows, values):

@@ -77,6 +77,8 @@ def parse_args(argv=None):
     p.add_argument("--steps-per-execution", type=int, default=1, help="Keras only; 0: the whole epoch")
     p.add_argument("--jit", default="auto", help="Keras only: auto, true, false")
     p.add_argument("--data-pipeline", default="numpy", help="Keras only: numpy (fit defaults) or tfdata (prefetch)")
+    p.add_argument("--sparse-update", default="true",
+                   help="devsim only: true (the default sparse batch update) or false (the dense update of every device)")
     p.add_argument("--xla-vector-width", type=int, default=0,
                    help="Keras only: XLA's CPU vector width in bits (0: devsim's default, devsim.backends.use_wide_vectors)")
     return p.parse_args(argv)

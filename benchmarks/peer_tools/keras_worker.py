@@ -46,7 +46,8 @@ def build(args):
         import devsim
 
         device = devsim.ExpDevice(**DEVICE, c2c=C2C if args.tool.startswith("devsim-c2c") else 0.0)
-        optimizer = devsim.DeviceOptimizer(optimizer, device, pulses="stochastic", update="batch", seed=args.seed)
+        optimizer = devsim.DeviceOptimizer(optimizer, device, pulses="stochastic", update="batch", seed=args.seed,
+                                           sparse_update=args.sparse_update == "true")
         callbacks = [devsim.ProgramDevices()]
     return model, optimizer, callbacks
 
