@@ -397,7 +397,7 @@ def main(argv=None):
     batches = ",".join(str(b) for b in SAMPLE_BATCHES)
     images = ",".join(str(v) for v in SAMPLE_BATCHES.values())
     sample_nets = [n for n in args.samples_nets.split(",") if n]
-    for rep in range(args.samples_repeats if sample_nets else 0):
+    for rep in range(args.samples_repeats if sample_nets and sample_tools else 0):
         k = rep % len(sample_tools)
         for tool in sample_tools[k:] + sample_tools[:k]:
             results, error = run_worker(worker_command(args, tool, sample_nets, 1, batches, images, epochs=args.epochs),

@@ -23,6 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from devsim import backends as _backends  # noqa: E402  (imports no backend)
 
 _backends.use_wide_vectors()
+_backends.MALLOC_KEPT = _backends.keep_freed_memory()
 
 __version__ = "0.1.0"
 

@@ -116,13 +116,13 @@ class DeviceOptimizer(keras.optimizers.Optimizer):
         skip_zero_rows: batch updates program only the kernel cells that get
             pulses (`devsim.tiles.DeviceTile`): the same numbers, faster when few
             devices are pulsed per update.
-        sparse_update: batch updates run the device math only on the blocks of
-            16 devices that get a pulse (`devsim.tiles.DeviceTile.updates_pulsed_blocks`,
-            where it applies: devices without device-to-device variation, no read
-            noise in the steps, compiled): the same pulses and conductances, and
-            stochastic rounding, which pulses well under 1 % of the devices per
-            step, updates several times faster. False: the dense update of
-            every device (a speed comparison).
+        sparse_update: batch updates run the device math (the curve step, the
+            C2C normal, the read-back) only on the blocks of 16 devices that get a
+            pulse, where it applies (`devsim.tiles.DeviceTile.updates_pulsed_blocks`:
+            devices that do not differ from each other, no read noise in the steps,
+            compiled): the same numbers bit for bit, faster when few devices are
+            pulsed per step (stochastic rounding pulses well under 1 %). False:
+            the dense update of every device.
         count_pulses: count, per layer, the pulses applied and those lost at
             the bounds (`pulse_counts`). None: count for ``update="epoch"``,
             where it is free, not for ``update="batch"``, where the extra pass

@@ -325,7 +325,9 @@ class DeviceTile:
                 rows = ops.slice(listed, (start,), (chunk,))
                 inside = ops.minimum(rows, blocks - 1)
                 cells = inside[:, None] * block + lane
-                n_b = pulses(ops.take(w_rows, inside, axis=0), ops.take(anchor_rows, inside, axis=0), cells)
+                # the anchor rows from the loop's weights: a block is listed once, so rows not yet programmed
+                # still hold the anchor (the spare rows may not, but they are neither counted nor written)
+                n_b = pulses(ops.take(w_rows, inside, axis=0), ops.take(w, inside, axis=0), cells)
                 xi_b = noise.normal_at(cells, c2c_key) if c2c_key is not None else None
                 g_b, lost_b = population.apply_pulses(ops.take(g, inside, axis=0), n_b, xi=xi_b)
                 w_b = ops.cast(self._weights(population.read(g_b)), self.variable.dtype)

@@ -189,3 +189,17 @@ def test_cli_refuses_tensorflow_only_options_in_one_line_exit_2(backend, args, o
     assert len(lines) == 1 and lines[0].startswith(f"Error: {option}"), result.stderr[-2000:]
     assert "KERAS_BACKEND=tensorflow" in lines[0] and f"the backend is {backend}" in lines[0]
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_import_devsim_keeps_freed_memory_on_glibc_unless_the_environment_tunes_malloc():
+    import platform
+
+    code = "import devsim, json; from devsim import backends; print(json.dumps(backends.backend_versions()['malloc_keeps_freed_memory']))"
+    plain = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**plain, "KERAS_BACKEND": "tensorflow"},
+                         capture_output=True, text=True, check=True)
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert json.loads(out.stdout) is glibc
+    tuned = {**plain, "KERAS_BACKEND": "tensorflow", "MALLOC_TRIM_THRESHOLD_": "131072"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=tuned, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) is False  # the user's own setting is left alone
