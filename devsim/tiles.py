@@ -49,6 +49,9 @@ pulses 0.2-0.8 % of the devices per step on the MLPs of `benchmarks/peers.py`: 3
 SPARSE_MIN_SIZE = 64 * SPARSE_BLOCK
 """Smallest tile (devices) the sparse batch update is used for: a smaller one gains nothing from it."""
 
+ROUNDING, C2C, STEP_READ = 0, 1, 2
+"""An update's three draws (its rounding uniforms, C2C normals, read normals): stream ``3 index + draw``."""
+
 READ_STREAM = 1 << 20
 """Noise streams of evaluation reads start here, apart from the updates' 3 per tile."""
 
@@ -179,6 +182,10 @@ class DeviceTile:
     def _draw_shape(self, shape):
         return tuple(shape[self.stack_axes:])
 
+    def _key(self, step, draw):
+        """The key of an update's draws: stream ``3 index + draw`` (`ROUNDING`, `C2C`, `STEP_READ`)."""
+        return noise.key(self.seed, step, 3 * self.index + draw)
+
     def _noise(self, step):
         """The draws this update needs: (rounding u, C2C xi, read xi), None where off.
 
@@ -188,17 +195,23 @@ class DeviceTile:
         """
         shape = self._draw_shape(self.variable.shape)
         state_shape, copies = tuple(self.conductance.shape), self.stack_axes
-        stream = 3 * self.index
-        u = noise.uniform(shape, noise.key(self.seed, step, stream)) if self.pulses in RANDOM_RULES else None
-        xi_c2c = noise.normal(state_shape, noise.key(self.seed, step, stream + 1), copies) if self.population.c2c > 0 else None
+        u = noise.uniform(shape, self._key(step, ROUNDING)) if self.pulses in RANDOM_RULES else None
+        xi_c2c = noise.normal(state_shape, self._key(step, C2C), copies) if self.population.c2c > 0 else None
         noisy_read = self.population.read_noise > 0 and self.read_noise_in_steps
-        xi_read = noise.normal(state_shape, noise.key(self.seed, step, stream + 2), copies) if noisy_read else None
+        xi_read = noise.normal(state_shape, self._key(step, STEP_READ), copies) if noisy_read else None
         return u, xi_c2c, xi_read
 
     def _count(self, x):
         """Sum over everything but the stacked copies."""
         axes = tuple(range(self.stack_axes, len(x.shape)))
         return ops.cast(ops.sum(x, axis=axes), backends.counter_dtype())
+
+    @property
+    def _identical_devices(self) -> bool:
+        """Exponential devices that do not differ from each other (no D2D, no stuck ones, scalar curve
+        constants): what the updates that program only some cells need."""
+        return (getattr(self.device, "kind", None) == "exp" and not self.device.needs_sampling
+                and np.ndim(self.device.a_p) == 0 and np.ndim(self.device.a_d) == 0)
 
     @property
     def programs_pulsed_cells_only(self) -> bool:
@@ -211,9 +224,7 @@ class DeviceTile:
         return (self.skip_zero_rows and self.kind == "device" and self.population is not None
                 and keras.backend.backend() == "tensorflow"
                 and len(self.variable.shape) == 2 and self.stack_axes == 0 and self.mapping.name == "reference"
-                and getattr(self.device, "kind", None) == "exp" and not self.device.needs_sampling
-                and np.ndim(self.device.a_p) == 0 and np.ndim(self.device.a_d) == 0
-                and self.population.read_noise == 0 and self.pulses not in RANDOM_RULES
+                and self._identical_devices and self.population.read_noise == 0 and self.pulses not in RANDOM_RULES
                 and min(self.variable.shape) > 1)
 
     def update(self, anchor, step, grad=None, lr=None):
@@ -250,9 +261,7 @@ class DeviceTile:
         return (self.sparse_update and self.kind == "device" and self.population is not None
                 and keras.backend.backend() in ("jax", "tensorflow")
                 and self.stack_axes == 0 and self.mapping.name == "reference"
-                and getattr(self.device, "kind", None) == "exp" and not self.device.needs_sampling
-                and np.ndim(self.device.a_p) == 0 and np.ndim(self.device.a_d) == 0
-                and not (self.population.read_noise > 0 and self.read_noise_in_steps)
+                and self._identical_devices and not (self.population.read_noise > 0 and self.read_noise_in_steps)
                 and size % SPARSE_BLOCK == 0 and size >= SPARSE_MIN_SIZE)
 
     def _dense_update(self, anchor, u, xi_c2c, xi_read):
@@ -298,8 +307,8 @@ class DeviceTile:
         size, block = int(np.prod(self.variable.shape)), SPARSE_BLOCK
         blocks = size // block
         population, random_rule = self.population, self.pulses in RANDOM_RULES
-        u_key = noise.key(self.seed, step, 3 * self.index)
-        c2c_key = noise.key(self.seed, step, 3 * self.index + 1) if population.c2c > 0 else None
+        u_key = self._key(step, ROUNDING)
+        c2c_key = self._key(step, C2C) if population.c2c > 0 else None
         w_rows = ops.reshape(self.variable.value, (blocks, block))
         anchor_rows = ops.reshape(anchor, (blocks, block))
 
@@ -390,7 +399,7 @@ class DeviceTile:
         row_active, col_active = holds_pulse(1), holds_pulse(0)
         n_cols = tf.cast(tf.reduce_sum(col_active), tf.int32)
         cells = tf.cast(tf.reduce_sum(row_active), tf.int32) * n_cols
-        key = noise.key(self.seed, step, 3 * self.index + 1)
+        key = self._key(step, C2C)
         counter = backends.counter_dtype()
 
         def compact(active):
