@@ -78,6 +78,7 @@ TOOLS = {
     "devsim": ("keras", "devsim", []),
     "devsim-c2c": ("keras", "devsim-c2c", []),
     "devsim-c2c-spe": ("keras", "devsim-c2c", ["--steps-per-execution", EPOCH]),  # `devsim run`'s default loop
+    "devsim-spe": ("keras", "devsim", ["--steps-per-execution", EPOCH]),  # the same without C2C: C2C's share on TF
     "devsim-jit-spe": ("keras", "devsim", JIT_SPE),
     "devsim-c2c-jit-spe": ("keras", "devsim-c2c", JIT_SPE),
     # investigation (a): Keras's per-step overhead, and the floor of TF on this CPU
@@ -106,8 +107,8 @@ TOOLS = {
 BACKEND = {tool: "jax" for tool in TOOLS if "-jax" in tool}
 """Tools that run on another Keras backend than TensorFlow (``KERAS_BACKEND`` of their worker)."""
 DEFAULT_TOOLS = ("torch", "aihwkit-constantstep", "aihwkit-expstep", "keras", "keras-spe", "keras-jit-spe",
-                 "devsim", "devsim-c2c", "devsim-c2c-spe", "devsim-c2c-jit-spe", "keras-jax", "devsim-jax",
-                 "devsim-c2c-jax")
+                 "devsim", "devsim-c2c", "devsim-spe", "devsim-c2c-spe", "devsim-c2c-jit-spe", "keras-jax",
+                 "devsim-jax", "devsim-c2c-jax")
 SAMPLE_TOOLS = ("torch", "aihwkit-expstep", "keras", "keras-jit-spe", "devsim-c2c", "devsim-c2c-jit-spe",
                 "devsim-c2c-jax")
 SAMPLE_BATCHES = {1: 500, 32: 4000, 256: 3840}  # batch: images per epoch (whole batches only)
