@@ -320,10 +320,9 @@ def main(argv=None):
     for b in skipped:
         print(f"note: {b} is not installed: skipped", flush=True)
     threads = [int(t) for t in args.threads.split(",") if t]
-    import peers
 
     started = time.perf_counter()
-    machine = peers.machine_info()
+    machine = common.machine_info()
     workdir = tempfile.mkdtemp(prefix="devsim-backends-")
     args.data = os.path.join(workdir, "mnist4000.npz")
     dataset = write_data(args.data)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -172,24 +171,9 @@ def _parse(done):
     return {"error": tail[:300]}
 
 
-def machine_info() -> dict:
-    info = {"platform": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count(),
-            "python": sys.version.split()[0]}
-    try:
-        info["cpu"] = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-        info["loadavg_start"] = os.getloadavg()
-    except (OSError, StopIteration):
-        pass
-    return info
-
-
-def write_json(path: Path, data) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
-    os.replace(tmp, path)
-
-
 def main(argv=None):
+    from devsim import io
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--backends", default="tensorflow", help="comma list of Keras backends (tensorflow, jax, torch)")
@@ -210,7 +194,7 @@ def main(argv=None):
     if unknown:
         p.error(f"unknown model or backend: {', '.join(unknown)}")
     cells = [(m, b, k) for m in models for b in backends for k in ("float", "device")]
-    results = {"machine": machine_info(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "threads": args.threads,
+    results = {"machine": common.machine_info(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "threads": args.threads,
                "batch": args.batch, "device": "ExpDevice(a_p=0.8, a_d=0.8, states=101, c2c=0.02), stochastic pulses, "
                "update=batch", "runs": []}
     for rep in range(args.repeats):
@@ -228,12 +212,12 @@ def main(argv=None):
             results["runs"].append(result)
             print(f"{result.get('seconds_per_1000_images', float('nan')):.2f} s/1000 images, "
                   f"{result.get('peak_rss_mb', float('nan')):.0f} MB" if "error" not in result else result["error"])
-            write_json(Path(args.out), results)
+            io.write_json(args.out, results)
     results["algorithm_state_floats_per_weight"] = algorithm_state(
         {**os.environ, "KERAS_BACKEND": backends[0], "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"})
     results["table"] = summarize(results["runs"])
     results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    write_json(Path(args.out), results)
+    io.write_json(args.out, results)
     print_table(results["table"])
 
 

@@ -1,6 +1,6 @@
 """devsim against its peers: float PyTorch, aihwkit, float Keras, per epoch.
 
-    python benchmarks/peers.py                 # ~17 minutes on 2 idle cores (far more when they are busy)
+    python benchmarks/peers.py                 # 15-27 minutes on 2 idle cores (far more when they are busy)
     python benchmarks/peers.py --repeats 5 --epochs 2   # tighter medians
     python benchmarks/peers.py --quick         # ~2 minutes: 784-128-10 and 784-512-512-10, 1 thread, 1 repeat
 
@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -310,23 +309,6 @@ def print_table(table, tools, notes, out=print):
                 f"{t} {ref[t]:.2f} s (x{ref[t] / ref['torch']:.2f})" for t in missing))
 
 
-def machine_info():
-    info = {"platform": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count(),
-            "python": sys.version.split()[0]}
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        info["loadavg_start"] = os.getloadavg()
-    except OSError:
-        pass
-    return info
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=2, help="processes per tool and cell (default 2)")
@@ -359,7 +341,7 @@ def main(argv=None):
     if "torch" not in wanted:
         wanted.insert(0, "torch")  # the reference of every ratio
     started = time.perf_counter()
-    machine = machine_info()
+    machine = common.machine_info()
     tools, notes, peer_versions = available_tools(args, wanted)
     notes["_skipped"] = [t for t in wanted if t not in tools]
     for k, v in notes.items():

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import json
 import os
 import shutil
 import statistics
@@ -72,8 +71,9 @@ def one_thread():
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {common.JAX_ONE_THREAD_FLAGS}".strip()
     os.environ["KERAS_BACKEND"] = "jax"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:1])
+    pin = common.pin_cores(1)
+    if pin is not None:
+        pin()
 
 
 def network(seed=0):
@@ -161,8 +161,9 @@ def jax_programs(kernels, x, y):
         "dense_update": (jax.jit(lambda ws, gs, grads, keys: [update(w, g, gr, *k) for w, g, gr, k
                                                               in zip(ws, gs, grads, keys)]), (ws, gs, grads, keys)),
     }
-    pulsed = sum(float(jnp.sum(n != 0)) for n in jax.jit(decide)(ws, grads, u_keys)) / sum(int(w.size) for w in ws)
-    return programs, pulsed, [noise.uniform(w.shape, k) for w, k in zip(ws, u_keys)], u_keys
+    pulses = programs["pulse_decision"][0](ws, grads, u_keys)
+    pulsed = sum(float(jnp.sum(n != 0)) for n in pulses) / sum(int(w.size) for w in ws)
+    return programs, pulsed, programs["rounding_draws"][0](u_keys), u_keys
 
 
 def time_rounds(calls: dict, rounds: int, reps: int) -> dict:
@@ -328,8 +329,10 @@ def main():
         raise SystemExit("update_floor.py needs JAX: pip install -e '.[test]' (jax[cpu])") from None
     import numpy as np
 
+    import common
+
     import devsim
-    from devsim import backends
+    from devsim import backends, io
 
     kernels, x, y, data_info = network()
     weights = sum(k.size for k in kernels)
@@ -402,27 +405,10 @@ def main():
         "pulsed_fraction": pulsed, "threads": 1, "rounds": args.rounds, "reps": args.reps,
         "seconds_per_call": seconds, "rows": rows, "notes": notes, "native": native, "dataset": data_info,
         "versions": {**backends.backend_versions(), "devsim": devsim.__version__, "numpy": np.__version__},
-        "xla_flags": os.environ.get("XLA_FLAGS", ""), "machine": machine(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""), "machine": common.machine_info(),
     }
-    path = Path(args.out)
-    tmp = path.with_suffix(".json.partial")
-    tmp.write_text(json.dumps(result, indent=1, allow_nan=False))
-    tmp.replace(path)
-    print(f"written: {path}")
-
-
-def machine() -> str:
-    import platform
-
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores"
+    io.write_json(args.out, result)  # atomic, strict JSON
+    print(f"written: {args.out}")
 
 
 if __name__ == "__main__":

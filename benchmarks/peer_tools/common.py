@@ -12,6 +12,7 @@ import argparse
 import json
 import math
 import os
+import platform
 import sys
 import time
 
@@ -58,6 +59,24 @@ def pin_cores(threads: int):
         os.sched_setaffinity(0, cores)
 
     return pin
+
+
+def machine_info() -> dict:
+    """The machine a driver runs on: platform, CPU model, cores, Python, load average at the start."""
+    info = {"platform": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count(),
+            "python": sys.version.split()[0]}
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        info["loadavg_start"] = os.getloadavg()
+    except OSError:
+        pass
+    return info
 
 
 def parse_args(argv=None):
